@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what Primacy needs and is missing: Debian's MariaDB and etcd, pnpm, and the node modules.
+# Safe to run again: each step is skipped when its tool is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'primacy setup: %s\n' "$*" >&2; }
+
+debs=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || debs+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || debs+=(mariadb-client)
+command -v etcd >/dev/null 2>&1 || debs+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || debs+=(etcd-client)
+if [ ${#debs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian packages: ${debs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # policy-rc.d keeps the packaged mariadb service from starting: Primacy runs its own servers.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi
+    apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
+  else
+    say "missing Debian packages; run this once, then run me again:"
+    say "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${debs[*]}"
+    exit 1
+  fi
+fi
+
+if ! command -v pnpm >/dev/null 2>&1; then
+  if [ -w "$(npm prefix -g 2>/dev/null)/lib" ] || [ "$(id -u)" = 0 ]; then
+    say "installing pnpm 9 with npm"
+    npm install -g --silent pnpm@9 >/dev/null
+  else
+    say "installing pnpm 9 under ~/.local"
+    npm install -g --silent --prefix "$HOME/.local" pnpm@9 >/dev/null
+    export PATH="$HOME/.local/bin:$PATH"
+  fi
+fi
+
+if [ ! -d node_modules/.pnpm ] || [ pnpm-lock.yaml -nt node_modules/.modules.yaml ]; then
+  say "installing node modules"
+  pnpm install --frozen-lockfile --reporter=silent
+fi
