@@ -1,1 +1,4 @@
 export * from './errors.js';
+export * from './keys.js';
+export * from './schemas.js';
+export * from './config.js';

@@ -1,0 +1,213 @@
+/**
+ * The agent's configuration: one YAML file, then environment overrides, parsed once by one zod
+ * schema that fills every default, then frozen. Passwords are read from files or the environment,
+ * never from the YAML itself and never from etcd.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, ErrorCodes } from './errors.js';
+import { DEFAULT_ROOT, isValidName } from './keys.js';
+import { describeIssues } from './schemas.js';
+
+const name = z.string().refine(isValidName, 'expected a name of letters, digits, ".", "_" or "-"');
+const port = z.number().int().min(1).max(65535);
+const ms = z.number().int().positive();
+
+/** A secret is named by a file or an environment variable; the value itself never sits in the config. */
+const secret = z
+  .strictObject({ file: z.string().optional(), env: z.string().optional() })
+  .refine((s) => (s.file === undefined) !== (s.env === undefined), 'expected exactly one of "file" or "env"');
+export type SecretRef = z.infer<typeof secret>;
+
+const EtcdSchema = z.strictObject({
+  endpoints: z.array(z.string().url()).min(1),
+  root: z.string().startsWith('/').default(DEFAULT_ROOT),
+  tls: z.strictObject({ ca: z.string(), cert: z.string().optional(), key: z.string().optional() }).optional(),
+  user: z.string().optional(),
+  password: secret.optional(),
+  dialTimeoutMs: ms.default(2000),
+});
+
+const MysqlSchema = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: port.default(3306),
+  socket: z.string().optional(),
+  user: z.string(),
+  password: secret,
+  flavor: z.enum(['auto', 'mariadb', 'mysql']).default('auto'),
+  /** Where replicas and clients reach this server, when it differs from host/port. */
+  advertiseHost: z.string().optional(),
+  advertisePort: port.optional(),
+});
+
+const ReplicationSchema = z.strictObject({
+  user: z.string(),
+  password: secret,
+  /** Semi-synchronous replication: the promoted primary turns source mode on, replicas turn replica mode on. */
+  semiSync: z.boolean().default(false),
+  semiSyncTimeoutMs: ms.default(10000),
+});
+
+const TimingsSchema = z.strictObject({
+  probeIntervalMs: ms.default(250),
+  probeTimeoutMs: ms.default(1000),
+  leaseTtlS: z.number().int().min(2).default(5),
+  fenceMarginMs: ms.default(1500),
+  /** Consecutive failed probes before the agent reports its server down. */
+  downAfterProbes: z.number().int().positive().default(2),
+  heartbeatIntervalMs: ms.default(1000),
+  /** The member key is rewritten at least this often even when nothing changed. */
+  publishRefreshMs: ms.default(10000),
+  antiFlapMs: z.number().int().nonnegative().default(300_000),
+  maxLagMs: ms.default(10_000),
+  relayApplyTimeoutMs: ms.default(10_000),
+  drainMs: ms.default(500),
+});
+
+const PromotionSchema = z.strictObject({
+  priority: z.number().default(0),
+  noPromote: z.boolean().default(false),
+});
+
+export const AgentConfigSchema = z.strictObject({
+  cluster: name,
+  node: name,
+  etcd: EtcdSchema,
+  mysql: MysqlSchema,
+  replication: ReplicationSchema,
+  http: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(8008) }).default({ host: '127.0.0.1', port: 8008 }),
+  timings: TimingsSchema.default(TimingsSchema.parse({})),
+  promotion: PromotionSchema.default({ priority: 0, noPromote: false }),
+  /** The node to make primary when the cluster has none yet. */
+  bootstrap: z.strictObject({ primary: name.optional() }).default({}),
+  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info') }).default({ level: 'info' }),
+});
+
+type Parsed = z.infer<typeof AgentConfigSchema>;
+
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+/** Passwords, read once at load time. */
+export interface Secrets {
+  readonly mysqlPassword: string;
+  readonly replicationPassword: string;
+  readonly etcdPassword: string | undefined;
+}
+
+export type AgentConfig = DeepReadonly<Parsed> & { readonly secrets: Secrets; readonly source: string };
+
+const ENV_PREFIX = 'PRIMACY__';
+
+/**
+ * Environment overrides: `PRIMACY__MYSQL__PORT=3307` sets `mysql.port`. Segments match the config's
+ * keys without regard to case; values are read as YAML scalars, so numbers, booleans and lists work.
+ */
+export function applyEnvOverrides(doc: unknown, env: NodeJS.ProcessEnv): unknown {
+  const root: Record<string, unknown> = isRecord(doc) ? { ...doc } : {};
+  for (const [envName, raw] of Object.entries(env)) {
+    if (!envName.startsWith(ENV_PREFIX) || raw === undefined) continue;
+    const path = envName.slice(ENV_PREFIX.length).split('__').filter(Boolean);
+    let node: Record<string, unknown> = root;
+    let shape: unknown = AgentConfigSchema;
+    path.forEach((segment, i) => {
+      const keys = shapeKeys(shape);
+      const key = keys.find((k) => k.toLowerCase() === segment.toLowerCase().replace(/_/g, '')) ?? segment.toLowerCase();
+      shape = childShape(shape, key);
+      if (i === path.length - 1) {
+        node[key] = parseYaml(raw) as unknown;
+      } else {
+        const next = isRecord(node[key]) ? { ...(node[key] as Record<string, unknown>) } : {};
+        node[key] = next;
+        node = next;
+      }
+    });
+  }
+  return root;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function unwrap(schema: unknown): unknown {
+  let s = schema as { def?: { innerType?: unknown; type?: string }; shape?: unknown };
+  while (s?.def && s.def.innerType !== undefined && !s.shape) s = s.def.innerType as typeof s;
+  return s;
+}
+
+function shapeKeys(schema: unknown): string[] {
+  const s = unwrap(schema) as { shape?: Record<string, unknown> };
+  return s?.shape ? Object.keys(s.shape) : [];
+}
+
+function childShape(schema: unknown, key: string): unknown {
+  const s = unwrap(schema) as { shape?: Record<string, unknown> };
+  return s?.shape?.[key];
+}
+
+function readSecret(ref: SecretRef, what: string, baseDir: string, env: NodeJS.ProcessEnv): string {
+  if (ref.env !== undefined) {
+    const value = env[ref.env];
+    if (value === undefined) throw new ConfigError(ErrorCodes.SECRET_READ, `${what}: environment variable ${ref.env} is not set`);
+    return value;
+  }
+  const file = resolve(baseDir, ref.file ?? '');
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (cause) {
+    throw new ConfigError(ErrorCodes.SECRET_READ, `${what}: cannot read password file ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { cause });
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Validates an already-read config document (YAML parsed, or an object built in code). */
+export function compileAgentConfig(doc: unknown, options: { source?: string; env?: NodeJS.ProcessEnv; baseDir?: string } = {}): AgentConfig {
+  const env = options.env ?? process.env;
+  const source = options.source ?? '<config>';
+  const parsed = AgentConfigSchema.safeParse(applyEnvOverrides(doc, env));
+  if (!parsed.success) {
+    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${source}: ${describeIssues(parsed.error.issues)}`);
+  }
+  const c = parsed.data;
+  const baseDir = options.baseDir ?? process.cwd();
+  if (c.timings.fenceMarginMs >= c.timings.leaseTtlS * 1000) {
+    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${source}: timings.fenceMarginMs: expected less than the lease TTL (${c.timings.leaseTtlS * 1000} ms)`);
+  }
+  const secrets: Secrets = {
+    mysqlPassword: readSecret(c.mysql.password, 'mysql.password', baseDir, env),
+    replicationPassword: readSecret(c.replication.password, 'replication.password', baseDir, env),
+    etcdPassword: c.etcd.password ? readSecret(c.etcd.password, 'etcd.password', baseDir, env) : undefined,
+  };
+  return deepFreeze({ ...c, secrets, source });
+}
+
+/** Reads and validates the agent's YAML config file. Throws ConfigError with one line naming the field. */
+export function loadAgentConfig(file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(ErrorCodes.CONFIG_READ, `cannot read config file ${file}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { cause });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (cause) {
+    const first = cause instanceof Error ? (cause.message.split('\n')[0] ?? '') : String(cause);
+    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${file}: not valid YAML: ${first}`, { cause });
+  }
+  return compileAgentConfig(doc, { source: file, env, baseDir: dirname(resolve(file)) });
+}

@@ -1,0 +1,226 @@
+/**
+ * zod schemas for every value Primacy keeps in etcd. Values are JSON; a value that fails its schema
+ * is reported as an EtcdValueError and ignored, never thrown past the caller.
+ */
+import { z } from 'zod';
+import { EtcdValueError } from './errors.js';
+
+export const FlavorSchema = z.enum(['mariadb', 'mysql']);
+
+/** How the agent sees its server. `refusing` (1040 and the like) means alive: never a reason to fail over. */
+export const HealthSchema = z.enum(['up', 'down', 'refusing', 'auth_error']);
+export type Health = z.infer<typeof HealthSchema>;
+
+export const ReplicationStateSchema = z.object({
+  sourceHost: z.string(),
+  sourcePort: z.number().int(),
+  /** `connecting` means the IO thread runs but has no link to its source. */
+  ioState: z.enum(['running', 'connecting', 'stopped']),
+  sqlRunning: z.boolean(),
+  lastIoError: z.string(),
+  lastSqlError: z.string(),
+  autoPosition: z.boolean(),
+  secondsBehind: z.number().nullable(),
+});
+export type ReplicationState = z.infer<typeof ReplicationStateSchema>;
+
+export const SemiSyncStateSchema = z.object({
+  sourceEnabled: z.boolean(),
+  /** The source is currently waiting for replica acknowledgements (not fallen back to async). */
+  sourceActive: z.boolean(),
+  sourceClients: z.number().int(),
+  replicaEnabled: z.boolean(),
+  replicaActive: z.boolean(),
+});
+export type SemiSyncState = z.infer<typeof SemiSyncStateSchema>;
+
+export const GtidStateSchema = z.object({
+  /** Everything this server has executed: MariaDB `gtid_current_pos`'s binlog part, MySQL `gtid_executed`. */
+  executed: z.string(),
+  /** Everything it has received, applied or not: executed plus the relay log (MariaDB `Gtid_IO_Pos`, MySQL retrieved set). */
+  received: z.string(),
+  /** MariaDB's own positions, kept as the server prints them. */
+  binlogPos: z.string().optional(),
+  slavePos: z.string().optional(),
+  currentPos: z.string().optional(),
+  ioPos: z.string().optional(),
+  /** MySQL's retrieved set. */
+  retrieved: z.string().optional(),
+});
+export type GtidState = z.infer<typeof GtidStateSchema>;
+
+export const NodeStateSchema = z.object({
+  flavor: FlavorSchema,
+  version: z.string(),
+  serverId: z.number().int(),
+  serverUuid: z.string().nullable(),
+  readOnly: z.boolean(),
+  superReadOnly: z.boolean().nullable(),
+  logBin: z.boolean(),
+  gtid: GtidStateSchema,
+  replication: ReplicationStateSchema.nullable(),
+  /** Age of the primary's heartbeat row, in ms; null when there is none to read. */
+  lagMs: z.number().nullable(),
+  heartbeatEpoch: z.number().int().nullable(),
+  semiSync: SemiSyncStateSchema,
+  connections: z.number().int(),
+  maxConnections: z.number().int(),
+});
+export type NodeState = z.infer<typeof NodeStateSchema>;
+
+export const MemberStateSchema = z.object({
+  node: z.string(),
+  cluster: z.string(),
+  agentVersion: z.string(),
+  /** Where replicas and clients reach this node's server. */
+  host: z.string(),
+  port: z.number().int(),
+  /** The agent's HTTP API. */
+  apiUrl: z.string(),
+  updatedAt: z.number(),
+  health: HealthSchema,
+  error: z.string().nullable(),
+  /** Consecutive probes that found the server down. */
+  downProbes: z.number().int(),
+  probeMs: z.number().nullable(),
+  /** The agent's own view of its role in the current epoch. */
+  role: z.enum(['primary', 'replica', 'diverged', 'unknown']),
+  /** The agent made its node read-only and killed client sessions (invariant 3/4). */
+  fenced: z.boolean(),
+  /** Transactions this node has that the primary lacks; set when it is kept out of rotation. */
+  errant: z.string().nullable(),
+  priority: z.number(),
+  noPromote: z.boolean(),
+  /** What the last probe read; null when the server has not answered yet. */
+  server: NodeStateSchema.nullable(),
+});
+export type MemberState = z.infer<typeof MemberStateSchema>;
+
+export const PrimaryStateSchema = z.enum(['promoting', 'ready', 'switching']);
+export type PrimaryState = z.infer<typeof PrimaryStateSchema>;
+
+export const PrimarySchema = z.object({
+  node: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  epoch: z.number().int().positive(),
+  state: PrimaryStateSchema,
+  since: z.number(),
+  /** The primary's GTID position when this epoch began. */
+  gtid: z.string(),
+  serverId: z.number().int().nullable(),
+  serverUuid: z.string().nullable(),
+});
+export type Primary = z.infer<typeof PrimarySchema>;
+
+export const EpochSchema = z.number().int().nonnegative();
+
+export const OpKindSchema = z.enum(['bootstrap', 'failover', 'switchover']);
+export type OpKind = z.infer<typeof OpKindSchema>;
+
+export const OpStepSchema = z.object({
+  name: z.string(),
+  startedAt: z.number(),
+  endedAt: z.number().nullable(),
+  outcome: z.enum(['running', 'ok', 'failed', 'skipped']),
+  detail: z.string(),
+});
+export type OpStep = z.infer<typeof OpStepSchema>;
+
+export const CandidateVerdictSchema = z.object({
+  node: z.string(),
+  gtid: z.string().nullable(),
+  eligible: z.boolean(),
+  reason: z.string(),
+});
+export type CandidateVerdict = z.infer<typeof CandidateVerdictSchema>;
+
+export const OpRecordSchema = z.object({
+  epoch: z.number().int(),
+  kind: OpKindSchema,
+  from: z.string().nullable(),
+  to: z.string().nullable(),
+  /** Automatic, or the operator request that asked for it. */
+  trigger: z.string(),
+  coordinator: z.object({ node: z.string(), revision: z.string() }),
+  startedAt: z.number(),
+  endedAt: z.number().nullable(),
+  outcome: z.enum(['running', 'done', 'aborted', 'failed']),
+  reason: z.string(),
+  /** The members as the coordinator saw them when it decided. */
+  members: z.record(
+    z.string(),
+    z.object({ health: HealthSchema, gtid: z.string().nullable(), received: z.string().nullable(), semiSync: z.string() }),
+  ),
+  candidates: z.array(CandidateVerdictSchema),
+  steps: z.array(OpStepSchema),
+});
+export type OpRecord = z.infer<typeof OpRecordSchema>;
+
+/** A decision not taken: a refused failover or switchover, kept so operators can see why. */
+export const HistoryEntrySchema = z.object({
+  at: z.number(),
+  kind: z.enum(['failover-refused', 'switchover-refused', 'request-refused', 'note']),
+  epoch: z.number().int(),
+  node: z.string().nullable(),
+  reason: z.string(),
+});
+export type HistoryEntry = z.infer<typeof HistoryEntrySchema>;
+
+/** Dynamic settings that operators change through the CLI. Every field has a default. */
+export const ClusterConfigSchema = z.object({
+  paused: z.boolean().default(false),
+  nodes: z
+    .record(z.string(), z.object({ priority: z.number().optional(), noPromote: z.boolean().optional() }))
+    .default({}),
+  maxLagMs: z.number().int().positive().optional(),
+  antiFlapMs: z.number().int().nonnegative().optional(),
+});
+export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
+
+export const RequestSchema = z.object({
+  kind: z.enum(['switchover', 'failover', 'rejoin']),
+  to: z.string().nullable(),
+  force: z.boolean().default(false),
+  requestedAt: z.number(),
+  by: z.string(),
+});
+export type OperatorRequest = z.infer<typeof RequestSchema>;
+
+export const ClientRegistrationSchema = z.object({
+  id: z.string(),
+  writesPaused: z.boolean(),
+  epoch: z.number().int(),
+  updatedAt: z.number(),
+});
+export type ClientRegistration = z.infer<typeof ClientRegistrationSchema>;
+
+export type Decoded<T> = { ok: true; value: T } | { ok: false; error: EtcdValueError };
+
+/** Parses one etcd value; a malformed or foreign value comes back as an error, never as a throw. */
+export function decodeValue<T>(schema: z.ZodType<T>, key: string, raw: string | Buffer | null): Decoded<T> | null {
+  if (raw === null) return null;
+  const text = typeof raw === 'string' ? raw : raw.toString('utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    return { ok: false, error: new EtcdValueError(key, 'not JSON', { cause }) };
+  }
+  const parsed = schema.safeParse(json);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  return { ok: false, error: new EtcdValueError(key, describeIssues(parsed.error.issues)) };
+}
+
+export function encodeValue(value: unknown): string {
+  return JSON.stringify(value);
+}
+
+/** One line from zod's issues: the first issue's path and what was expected. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const first = issues[0];
+  if (!first) return 'invalid value';
+  const path = first.path.length > 0 ? first.path.map(String).join('.') : '(root)';
+  const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+  return `${path}: ${first.message}${more}`;
+}
