@@ -17,7 +17,10 @@ const ms = z.number().int().positive();
 
 /** A secret is named by a file or an environment variable; the value itself never sits in the config. */
 const secret = z
-  .strictObject({ file: z.string().optional(), env: z.string().optional() })
+  .strictObject(
+    { file: z.string().optional(), env: z.string().optional() },
+    { error: 'expected { file: PATH } or { env: NAME }; a password never sits in the config itself' },
+  )
   .refine((s) => (s.file === undefined) !== (s.env === undefined), 'expected exactly one of "file" or "env"');
 export type SecretRef = z.infer<typeof secret>;
 
