@@ -62,7 +62,7 @@ const TimingsSchema = z.strictObject({
   downAfterProbes: z.number().int().positive().default(2),
   heartbeatIntervalMs: ms.default(1000),
   /** The member key is rewritten at least this often even when nothing changed. */
-  publishRefreshMs: ms.default(10000),
+  publishRefreshMs: ms.default(5000),
   antiFlapMs: z.number().int().nonnegative().default(300_000),
   maxLagMs: ms.default(10_000),
   relayApplyTimeoutMs: ms.default(10_000),
