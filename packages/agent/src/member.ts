@@ -1,0 +1,71 @@
+/**
+ * The member key: what this agent tells the cluster about its node. Built purely from the last
+ * observation, and rewritten only when something an operator or the coordinator acts on changed,
+ * or when the refresh interval has passed (GTID positions and lag move with every heartbeat and
+ * would otherwise cost a write per second).
+ */
+import type { MemberState, NodeState } from '@primacy/common';
+import type { Observation } from './node/driver.js';
+import { AGENT_VERSION } from './version.js';
+
+export type Role = MemberState['role'];
+
+export interface MemberInput {
+  readonly cluster: string;
+  readonly node: string;
+  readonly host: string;
+  readonly port: number;
+  readonly apiUrl: string;
+  readonly observation: Observation | null;
+  readonly downProbes: number;
+  readonly role: Role;
+  readonly fenced: boolean;
+  readonly errant: string | null;
+  readonly priority: number;
+  readonly noPromote: boolean;
+  readonly now: number;
+}
+
+export function buildMember(i: MemberInput): MemberState {
+  return {
+    node: i.node,
+    cluster: i.cluster,
+    agentVersion: AGENT_VERSION,
+    host: i.host,
+    port: i.port,
+    apiUrl: i.apiUrl,
+    updatedAt: i.now,
+    health: i.observation?.health ?? 'down',
+    error: i.observation?.error ?? (i.observation ? null : 'not probed yet'),
+    downProbes: i.downProbes,
+    probeMs: i.observation?.probeMs ?? null,
+    role: i.role,
+    fenced: i.fenced,
+    errant: i.errant,
+    priority: i.priority,
+    noPromote: i.noPromote,
+    server: i.observation?.state ?? null,
+  };
+}
+
+/** The parts of a member that matter for decisions, with moving counters left out. */
+function material(m: MemberState, maxLagMs: number): unknown {
+  const s: NodeState | null = m.server;
+  return {
+    ...m,
+    updatedAt: 0,
+    probeMs: 0,
+    server: s && {
+      ...s,
+      gtid: null,
+      connections: 0,
+      lagMs: s.lagMs === null ? null : s.lagMs > maxLagMs,
+      replication: s.replication && { ...s.replication, secondsBehind: null },
+    },
+  };
+}
+
+export function materiallyChanged(prev: MemberState | null, next: MemberState, maxLagMs: number): boolean {
+  if (prev === null) return true;
+  return JSON.stringify(material(prev, maxLagMs)) !== JSON.stringify(material(next, maxLagMs));
+}

@@ -1,0 +1,72 @@
+/**
+ * What an agent does to its own node, decided purely from what it observes and what etcd says.
+ * The agent re-reads etcd linearizably before carrying out anything but `none` (invariant 6).
+ */
+import { gtidContains, gtidMissing, parseGtid, type MemberState, type NodeState, type Primary } from '@primacy/common';
+
+export type NodeAction =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'fence'; readonly reason: string }
+  | { readonly kind: 'promote'; readonly epoch: number; readonly reason: string }
+  | { readonly kind: 'replicate'; readonly host: string; readonly port: number; readonly reason: string }
+  | { readonly kind: 'diverged'; readonly errant: string; readonly reason: string };
+
+export interface NodePlanInput {
+  readonly self: string;
+  /** The agent holds a lease whose own deadline has not passed. */
+  readonly leaseLive: boolean;
+  /** The node's state from the last probe; null when the server is not `up`. */
+  readonly server: NodeState | null;
+  readonly primary: Primary | null;
+  /** The primary's member key, for its GTID position. */
+  readonly primaryMember: MemberState | null;
+  /** The agent already found this node diverged from the current primary. */
+  readonly diverged: boolean;
+  /** An operation has revoked replication from the primary: do not restart it. */
+  readonly replicationHeld: boolean;
+}
+
+const NONE: NodeAction = { kind: 'none' };
+
+export function planNodeAction(i: NodePlanInput): NodeAction {
+  const s = i.server;
+  if (s === null) return NONE;
+  const writable = !s.readOnly;
+  if (!i.leaseLive) return writable ? { kind: 'fence', reason: 'the agent holds no live lease' } : NONE;
+  const p = i.primary;
+  if (p === null) return writable ? { kind: 'fence', reason: 'etcd names no primary' } : NONE;
+
+  if (p.node === i.self) {
+    if (p.state === 'switching') return NONE;
+    const promoted = writable && s.heartbeatEpoch === p.epoch && s.replication === null;
+    if (promoted) return NONE;
+    return { kind: 'promote', epoch: p.epoch, reason: `etcd names this node primary of epoch ${p.epoch} (${p.state})` };
+  }
+
+  if (writable) return { kind: 'fence', reason: `${p.node} is the primary of epoch ${p.epoch}` };
+  if (i.diverged) return NONE;
+  const r = s.replication;
+  const pointed = r !== null && r.sourceHost === p.host && r.sourcePort === p.port;
+  if (pointed && (r.ioState !== 'stopped' || i.replicationHeld)) return NONE;
+  if (pointed && r.lastSqlError !== '') return NONE; // a broken applier needs an operator, not a restart loop
+  if (!pointed) {
+    const errant = errantAgainst(s, i.primaryMember);
+    if (errant) return { kind: 'diverged', errant, reason: `this node has transactions ${p.node} lacks: ${errant}` };
+  }
+  return {
+    kind: 'replicate',
+    host: p.host,
+    port: p.port,
+    reason: pointed ? `replication from ${p.node} is stopped` : `${p.node} is the primary of epoch ${p.epoch}`,
+  };
+}
+
+/** What this node has executed that the primary lacks; null when unknown or none. */
+export function errantAgainst(s: NodeState, primaryMember: MemberState | null): string | null {
+  const ps = primaryMember?.server;
+  if (!ps || ps.flavor !== s.flavor) return null;
+  const mine = parseGtid(s.flavor, s.gtid.executed);
+  const theirs = parseGtid(ps.flavor, ps.gtid.executed);
+  if (gtidContains(theirs, mine)) return null;
+  return gtidMissing(mine, theirs) || null;
+}
