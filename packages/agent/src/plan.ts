@@ -65,8 +65,13 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
 export function errantAgainst(s: NodeState, primaryMember: MemberState | null): string | null {
   const ps = primaryMember?.server;
   if (!ps || ps.flavor !== s.flavor) return null;
-  const mine = parseGtid(s.flavor, s.gtid.executed);
-  const theirs = parseGtid(ps.flavor, ps.gtid.executed);
+  let mine, theirs;
+  try {
+    mine = parseGtid(s.flavor, s.gtid.executed);
+    theirs = parseGtid(ps.flavor, ps.gtid.executed);
+  } catch {
+    return null; // a position that cannot be read proves nothing either way
+  }
   if (gtidContains(theirs, mine)) return null;
   return gtidMissing(mine, theirs) || null;
 }

@@ -3,7 +3,7 @@
  * one decision. The shell around it reads a fresh snapshot, calls `decide`, and carries the decision
  * out with a write fenced by the election key.
  */
-import { gtidContains, mostAdvanced, parseGtid, type ClusterConfig, type GtidPosition, type MemberState, type Primary } from '@primacy/common';
+import { GtidParseError, gtidContains, mostAdvanced, parseGtid, type ClusterConfig, type GtidPosition, type MemberState, type Primary } from '@primacy/common';
 
 export interface ClusterView {
   readonly now: number;
@@ -50,8 +50,9 @@ export function decideBootstrap(v: ClusterView): Decision {
   if (up.length === 0) return { kind: 'bootstrap-refused', reason: 'no member reports a reachable server yet' };
   const positions = new Map<string, GtidPosition>();
   for (const m of up) {
-    const s = m.server;
-    if (s) positions.set(m.node, parseGtid(s.flavor, s.gtid.executed));
+    const p = positionOf(m);
+    if (p === null) return { kind: 'bootstrap-refused', reason: `${m.node} reports a GTID position that cannot be read` };
+    positions.set(m.node, p);
   }
 
   if (v.bootstrapPrimary !== null) {
@@ -87,4 +88,16 @@ export function decideBootstrap(v: ClusterView): Decision {
     return { kind: 'bootstrap-refused', reason: `${only.node} has no replication source but ${bestNode.node} is more advanced` };
   }
   return { kind: 'bootstrap', node: only.node, reason: `${only.node} is the only node without a replication source and has every transaction` };
+}
+
+/** A member's executed GTID position; null when it has none or it cannot be parsed. */
+export function positionOf(m: MemberState, which: 'executed' | 'received' = 'executed'): GtidPosition | null {
+  const s = m.server;
+  if (!s) return null;
+  try {
+    return parseGtid(s.flavor, s.gtid[which]);
+  } catch (err) {
+    if (err instanceof GtidParseError) return null;
+    throw err;
+  }
 }

@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ClusterConfig, MemberState, Primary } from '@primacy/common';
+import { decide, type ClusterView } from './decide.js';
+import { member, membersOf, primary, replicatingFrom } from '../testing/members.js';
+
+const config: ClusterConfig = { paused: false, nodes: {} };
+
+function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterView {
+  return { now: 1000, members: membersOf(...members), primary: null, epoch: 0, config, bootstrapPrimary: null, ...over };
+}
+
+const db1Source = member('db1', {}, { gtid: { executed: '0-1-10', received: '0-1-10' } });
+const db2Replica = member('db2', {}, { replication: replicatingFrom('127.0.0.1', 3301), gtid: { executed: '0-1-9', received: '0-1-10' } });
+const db3Replica = member('db3', {}, { replication: replicatingFrom('127.0.0.1', 3301), gtid: { executed: '0-1-10', received: '0-1-10' } });
+
+test('bootstrap picks the one node without a source that has every transaction', () => {
+  assert.deepEqual(pick(decide(view([db1Source, db2Replica, db3Replica]))), ['bootstrap', 'db1']);
+});
+
+test('bootstrap picks the configured node', () => {
+  const fresh = ['db1', 'db2', 'db3'].map((n) => member(n, {}, { gtid: { executed: '', received: '' } }));
+  assert.deepEqual(pick(decide(view(fresh, { bootstrapPrimary: 'db2' }))), ['bootstrap', 'db2']);
+});
+
+test('bootstrap refuses a configured node that lacks transactions others have', () => {
+  const d = decide(view([db1Source, db2Replica], { bootstrapPrimary: 'db2' }));
+  assert.equal(d.kind, 'bootstrap-refused');
+  assert.match(reason(d), /db2 lacks transactions that db1 has/);
+});
+
+test('bootstrap refuses a configured node that is down', () => {
+  const d = decide(view([db1Source, member('db2', { health: 'down' }, null)], { bootstrapPrimary: 'db2' }));
+  assert.match(reason(d), /db2 is not reachable/);
+});
+
+test('bootstrap refuses two nodes without a source', () => {
+  const fresh = ['db1', 'db2'].map((n) => member(n, {}, { gtid: { executed: '', received: '' } }));
+  const d = decide(view(fresh));
+  assert.equal(d.kind, 'bootstrap-refused');
+  assert.match(reason(d), /ambiguous: db1 and db2/);
+});
+
+test('bootstrap refuses diverged positions', () => {
+  const a = member('db1', {}, { gtid: { executed: '0-1-10', received: '0-1-10' } });
+  const b = member('db2', {}, { replication: replicatingFrom('127.0.0.1', 3301), gtid: { executed: '0-2-10', received: '0-2-10' } });
+  assert.match(reason(decide(view([a, b]))), /diverged/);
+});
+
+test('bootstrap refuses a sourceless node that is behind a replica', () => {
+  const a = member('db1', {}, { gtid: { executed: '0-1-5', received: '0-1-5' } });
+  assert.match(reason(decide(view([a, db3Replica]))), /db3 is more advanced/);
+});
+
+test('bootstrap waits for a reachable member', () => {
+  assert.match(reason(decide(view([member('db1', { health: 'down' }, null)]))), /no member/);
+});
+
+test('a malformed GTID in a member is refused, not thrown', () => {
+  const bad = member('db2', {}, { replication: replicatingFrom('127.0.0.1', 3301), gtid: { executed: 'garbage', received: 'garbage' } });
+  assert.equal(decide(view([db1Source, bad])).kind, 'bootstrap-refused');
+});
+
+test('a promoting primary becomes ready once its agent reports the promotion done', () => {
+  const p: Primary = primary('db1', { state: 'promoting', epoch: 1 });
+  const pending = member('db1', {}, { readOnly: false, heartbeatEpoch: null });
+  assert.equal(decide(view([pending], { primary: p, epoch: 1 })).kind, 'none');
+  const done = member('db1', {}, { readOnly: false, heartbeatEpoch: 1 });
+  assert.deepEqual(pick(decide(view([done], { primary: p, epoch: 1 }))), ['mark-ready', 'db1']);
+});
+
+test('a ready primary needs nothing', () => {
+  assert.equal(decide(view([db1Source], { primary: primary('db1'), epoch: 1 })).kind, 'none');
+});
+
+function pick(d: ReturnType<typeof decide>): [string, string | undefined] {
+  return [d.kind, 'node' in d ? d.node : undefined];
+}
+function reason(d: ReturnType<typeof decide>): string {
+  return 'reason' in d ? d.reason : '';
+}

@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planNodeAction, type NodePlanInput } from './plan.js';
+import { member, primary, replicatingFrom, server } from './testing/members.js';
+
+const base: NodePlanInput = {
+  self: 'db2',
+  leaseLive: true,
+  server: server({ replication: replicatingFrom('127.0.0.1', 3301) }),
+  primary: primary('db1'),
+  primaryMember: member('db1', {}, { readOnly: false, gtid: { executed: '0-1-10', received: '0-1-10' } }),
+  diverged: false,
+  replicationHeld: false,
+};
+
+const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
+  ['a healthy replica of the primary does nothing', {}, 'none'],
+  ['a server that does not answer is left alone', { server: null }, 'none'],
+  ['a writable node without a live lease fences itself', { leaseLive: false, server: server({ readOnly: false }) }, 'fence', /no live lease/],
+  ['a read-only node without a lease does nothing', { leaseLive: false }, 'none'],
+  ['a writable node when etcd names no primary is fenced', { primary: null, server: server({ readOnly: false }) }, 'fence', /no primary/],
+  ['a read-only node with no primary waits', { primary: null }, 'none'],
+  ['a writable node that is not the primary is fenced', { server: server({ readOnly: false }) }, 'fence', /db1 is the primary of epoch 1/],
+  ['the named primary promotes itself while promoting', { self: 'db1', primary: primary('db1', { state: 'promoting', epoch: 2 }), server: server() }, 'promote', /epoch 2/],
+  ['a ready primary that is read-only (agent restarted) is made writable again', { self: 'db1', server: server({ readOnly: true, heartbeatEpoch: 1 }) }, 'promote'],
+  ['a promoted primary with this epoch\'s heartbeat does nothing', { self: 'db1', server: server({ readOnly: false, heartbeatEpoch: 1 }) }, 'none'],
+  ['a primary that still replicates finishes its promotion', { self: 'db1', server: server({ readOnly: false, heartbeatEpoch: 1, replication: replicatingFrom('127.0.0.1', 3303) }) }, 'promote'],
+  ['a switching primary is left to the switchover', { self: 'db1', primary: primary('db1', { state: 'switching' }), server: server() }, 'none'],
+  ['a replica without replication points at the primary', { server: server({ replication: null, gtid: { executed: '0-1-5', received: '0-1-5' } }) }, 'replicate', /db1 is the primary/],
+  ['a replica of the old primary is repointed', { server: server({ replication: replicatingFrom('127.0.0.1', 3303) }) }, 'replicate'],
+  ['a stopped IO thread is restarted', { server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }, 'replicate', /stopped/],
+  ['a revoked IO thread stays stopped', { replicationHeld: true, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }, 'none'],
+  ['a broken applier is not restarted in a loop', { server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped', sqlRunning: false, lastSqlError: 'Duplicate entry' }) }) }, 'none'],
+  ['a node with transactions the primary lacks is marked diverged, never repointed', { server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'diverged', /0-2-12/],
+  ['a node already marked diverged stays out', { diverged: true, server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'none'],
+];
+
+for (const [name, over, kind, reason] of cases) {
+  test(name, () => {
+    const action = planNodeAction({ ...base, ...over });
+    assert.equal(action.kind, kind);
+    if (reason && 'reason' in action) assert.match(action.reason, reason);
+  });
+}
