@@ -1,0 +1,7 @@
+/** The agent's version, read once from its package.json, which sits one level above both src/ and dist/. */
+import { createRequire } from 'node:module';
+
+const pkg: unknown = createRequire(import.meta.url)('../package.json');
+
+export const AGENT_VERSION: string =
+  typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string' ? pkg.version : '0.0.0-unknown';
