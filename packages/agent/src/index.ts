@@ -1,1 +1,3 @@
-export {};
+export { Agent } from './agent.js';
+export { AGENT_VERSION } from './version.js';
+export type { AgentView } from './view.js';

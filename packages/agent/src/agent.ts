@@ -1,0 +1,369 @@
+/**
+ * primacy-agent: the thin shell around the pure decisions. One sequential loop owns the node (probe,
+ * publish, act), the lease keeper owns the lease, and while this agent wins the election a second
+ * loop coordinates the cluster. Every action on the node or on the cluster is preceded by a fresh,
+ * linearizable read of etcd.
+ */
+import type { Etcd3 } from 'etcd3';
+import { describeError, type AgentConfig, type MemberState, type Primary } from '@primacy/common';
+import { systemClock, sleep, type Clock } from './clock.js';
+import { Coordinator } from './coordinator/coordinator.js';
+import { connectEtcd } from './etcd/connect.js';
+import { campaign, watchHints } from './etcd/election.js';
+import { LeaseKeeper, withTimeout } from './etcd/lease.js';
+import { ClusterStore, type Campaigner } from './etcd/store.js';
+import { startHttpApi, type HttpApi } from './http.js';
+import { createLogger, type Logger } from './log.js';
+import { buildMember, materiallyChanged, type Role } from './member.js';
+import { connectNode } from './node/index.js';
+import type { NodeDriver, Observation } from './node/driver.js';
+import { planNodeAction, type NodeAction } from './plan.js';
+import { newCounters, type AgentView, type Counters } from './view.js';
+
+export interface AgentDeps {
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  readonly driver?: NodeDriver;
+}
+
+export class Agent {
+  readonly config: AgentConfig;
+  readonly counters: Counters = newCounters();
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly driver: NodeDriver;
+  private readonly etcd: Etcd3;
+  private readonly store: ClusterStore;
+  private readonly keeper: LeaseKeeper;
+  private readonly coordinator: Coordinator;
+  private readonly stopping = new AbortController();
+  private http: HttpApi | null = null;
+  private loops: Promise<unknown>[] = [];
+  private unwatch: (() => Promise<void>) | null = null;
+
+  private startedAt = 0;
+  private observation: Observation | null = null;
+  private downProbes = 0;
+  private member: MemberState | null = null;
+  private memberWrittenAt = 0;
+  private primary: Primary | null = null;
+  private primaryMember: MemberState | null = null;
+  private campaigner: Campaigner | null = null;
+  private coordinatorNode: string | null = null;
+  private etcdState = { reachable: false, lastError: null as string | null };
+  private fenced = false;
+  private errant: string | null = null;
+  private lastHeartbeatAt = 0;
+  private publishNow = true;
+
+  constructor(config: AgentConfig, deps: AgentDeps = {}) {
+    this.config = config;
+    this.clock = deps.clock ?? systemClock;
+    this.log = deps.logger ?? createLogger({ level: config.log.level, cluster: config.cluster, node: config.node });
+    this.driver =
+      deps.driver ??
+      connectNode(
+        { host: config.mysql.host, port: config.mysql.port, socket: config.mysql.socket, user: config.mysql.user, password: config.secrets.mysqlPassword },
+        { flavor: config.mysql.flavor, connectTimeoutMs: config.timings.probeTimeoutMs, queryTimeoutMs: config.timings.probeTimeoutMs },
+      );
+    this.etcd = connectEtcd(config);
+    this.store = new ClusterStore(this.etcd, config.cluster, config.etcd.root);
+    this.keeper = new LeaseKeeper(this.etcd, { ttlS: config.timings.leaseTtlS, marginMs: config.timings.fenceMarginMs, callTimeoutMs: config.etcd.dialTimeoutMs }, this.clock);
+    this.coordinator = new Coordinator({
+      config,
+      store: this.store,
+      clock: this.clock,
+      log: this.log,
+      counters: this.counters,
+      token: () => this.campaigner,
+      onEtcdError: (err) => this.etcdFailed(err),
+    });
+  }
+
+  get apiUrl(): string {
+    return this.http?.url ?? `http://${this.config.http.host}:${this.config.http.port}`;
+  }
+
+  view(): AgentView {
+    return {
+      config: this.config,
+      startedAt: this.startedAt,
+      observation: this.observation,
+      downProbes: this.downProbes,
+      member: this.member,
+      primary: this.primary,
+      lease: { id: this.keeper.id, deadline: this.keeper.deadline },
+      etcd: { ...this.etcdState },
+      coordinator: { self: this.coordinator.active, node: this.coordinatorNode },
+    };
+  }
+
+  async start(): Promise<void> {
+    this.startedAt = this.clock.now();
+    this.http = await startHttpApi({ host: this.config.http.host, port: this.config.http.port, view: () => this.view(), counters: this.counters, logger: this.log });
+    this.keeper.on('granted', (lease, id) => {
+      this.log.info({ lease: id }, 'lease granted');
+      this.publishNow = true;
+      void this.joinElection(lease, id);
+    });
+    this.keeper.on('expired', (reason) => {
+      this.counters.leaseLosses += 1;
+      this.campaigner = null;
+      this.coordinator.stepDown(reason);
+      this.log.warn({ reason }, 'lease lost: fencing the node if it is writable');
+      void this.selfFence(reason);
+    });
+    this.keeper.on('etcdError', (err) => this.etcdFailed(err));
+    this.keeper.on('etcdOk', () => this.etcdRecovered());
+    this.loops = [this.keeper.run(), this.nodeLoop(), this.clusterLoop()];
+    this.log.info({ api: this.apiUrl }, 'agent started');
+  }
+
+  /** SIGTERM: leave at once so others see it. A primary is fenced first, and the cluster fails over. */
+  async stop(): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    this.stopping.abort();
+    const isPrimary = this.primary?.node === this.config.node;
+    if (isPrimary && this.observation?.state && !this.observation.state.readOnly) {
+      await this.fence('the agent is stopping; the cluster fails over').catch((err: unknown) => this.log.error({ err: describeError(err) }, 'could not fence the node while stopping'));
+    }
+    this.coordinator.stepDown('the agent is stopping');
+    await this.keeper.stop({ revoke: true });
+    await Promise.allSettled(this.loops);
+    await this.unwatch?.();
+    await this.http?.close();
+    await this.driver.close();
+    this.etcd.close();
+    this.log.info('agent stopped');
+  }
+
+  private etcdFailed(err: unknown): void {
+    this.counters.etcdErrors += 1;
+    const line = describeError(err);
+    if (this.etcdState.reachable || this.etcdState.lastError !== line) this.log.warn({ err: line }, 'etcd call failed');
+    this.etcdState = { reachable: false, lastError: line };
+  }
+
+  private etcdRecovered(): void {
+    if (!this.etcdState.reachable) this.log.info('etcd reachable');
+    this.etcdState = { reachable: true, lastError: null };
+  }
+
+  private async joinElection(lease: Parameters<typeof campaign>[1], id: string): Promise<void> {
+    try {
+      this.campaigner = await campaign(this.store, lease, id, this.config.node);
+      await this.refreshCluster();
+    } catch (err) {
+      this.etcdFailed(err);
+    }
+  }
+
+  /** Probe, publish, act: one step at a time, so node actions never overlap. */
+  private async nodeLoop(): Promise<void> {
+    const interval = this.config.timings.probeIntervalMs;
+    while (!this.stopping.signal.aborted) {
+      const started = this.clock.now();
+      await this.probe();
+      await this.publish();
+      await this.act();
+      await this.heartbeat();
+      await sleep(Math.max(0, interval - (this.clock.now() - started)), this.stopping.signal);
+    }
+  }
+
+  private async probe(): Promise<void> {
+    const o = await this.driver.observe();
+    this.counters.probes += 1;
+    this.counters.probeLatency.observe(o.probeMs);
+    if (o.health === 'down') {
+      this.counters.probeFailures += 1;
+      this.downProbes += 1;
+    } else this.downProbes = 0;
+    const prev = this.observation;
+    if (prev?.health !== o.health) this.log[o.health === 'up' ? 'info' : 'warn']({ health: o.health, err: o.error }, `server is ${o.health}`);
+    // A server seen down for fewer probes than configured keeps its last state: one slow probe is not a failure.
+    if (o.health === 'down' && this.downProbes < this.config.timings.downAfterProbes && prev) return;
+    this.observation = o;
+  }
+
+  private role(): Role {
+    const s = this.observation?.state;
+    const p = this.primary;
+    if (this.errant) return 'diverged';
+    if (!s || !p) return 'unknown';
+    if (p.node === this.config.node) return s.readOnly ? 'unknown' : 'primary';
+    const r = s.replication;
+    return r && r.sourceHost === p.host && r.sourcePort === p.port ? 'replica' : 'unknown';
+  }
+
+  private async publish(): Promise<void> {
+    const lease = this.keeper.current;
+    if (!lease || !this.keeper.isLive()) return;
+    const now = this.clock.now();
+    const next = buildMember({
+      cluster: this.config.cluster,
+      node: this.config.node,
+      host: this.config.mysql.advertiseHost ?? this.config.mysql.host,
+      port: this.config.mysql.advertisePort ?? this.config.mysql.port,
+      apiUrl: this.apiUrl,
+      observation: this.observation,
+      downProbes: this.downProbes,
+      role: this.role(),
+      fenced: this.fenced,
+      errant: this.errant,
+      priority: this.config.promotion.priority,
+      noPromote: this.config.promotion.noPromote,
+      now,
+    });
+    const due = now - this.memberWrittenAt >= this.config.timings.publishRefreshMs;
+    if (!this.publishNow && !due && !materiallyChanged(this.member, next, this.config.timings.maxLagMs)) return;
+    try {
+      await withTimeout(lease.put(this.store.keys.member(this.config.node)).value(JSON.stringify(next)).exec(), this.config.etcd.dialTimeoutMs);
+      this.member = next;
+      this.memberWrittenAt = now;
+      this.publishNow = false;
+      this.counters.memberWrites += 1;
+      this.etcdRecovered();
+    } catch (err) {
+      this.etcdFailed(err);
+    }
+  }
+
+  private planInput(primary: Primary | null): Parameters<typeof planNodeAction>[0] {
+    const o = this.observation;
+    return {
+      self: this.config.node,
+      leaseLive: this.keeper.isLive(),
+      server: o?.health === 'up' ? o.state : null,
+      primary,
+      primaryMember: this.primaryMember,
+      diverged: this.errant !== null,
+      replicationHeld: this.coordinator.holdsReplication(this.config.node),
+    };
+  }
+
+  /** Plans on the last known state; acts only after a fresh read agrees (watches are hints). */
+  private async act(): Promise<void> {
+    if (planNodeAction(this.planInput(this.primary)).kind === 'none') return;
+    if (this.keeper.isLive()) {
+      try {
+        await this.refreshCluster();
+      } catch (err) {
+        this.etcdFailed(err);
+        return;
+      }
+    }
+    const action = planNodeAction(this.planInput(this.primary));
+    if (action.kind === 'none') return;
+    const log = this.primary ? this.log.child({ epoch: this.primary.epoch }) : this.log;
+    log.info({ action: action.kind, reason: action.reason }, `node action: ${action.kind}`);
+    try {
+      await this.carryOut(action);
+      this.publishNow = true;
+    } catch (err) {
+      log.error({ action: action.kind, err: describeError(err) }, `node action ${action.kind} failed`);
+    }
+  }
+
+  private async carryOut(action: NodeAction): Promise<void> {
+    switch (action.kind) {
+      case 'none':
+        return;
+      case 'fence':
+        return this.fence(action.reason);
+      case 'diverged':
+        this.errant = action.errant;
+        return;
+      case 'replicate':
+        this.fenced = false;
+        await this.driver.setSemiSyncSource(false, this.config.replication.semiSyncTimeoutMs);
+        await this.driver.setSemiSyncReplica(this.config.replication.semiSync);
+        await this.driver.replicateFrom({ host: action.host, port: action.port, user: this.config.replication.user, password: this.config.secrets.replicationPassword });
+        return;
+      case 'promote':
+        return this.promote(action.epoch);
+    }
+  }
+
+  /** The candidate's part of a promotion (DESIGN.md invariants 1 and 5). Each step is safe to repeat. */
+  private async promote(epoch: number): Promise<void> {
+    const t = this.config.timings;
+    const s = this.observation?.state;
+    if (s?.replication) {
+      if (!(await this.driver.waitForRelayApplied(t.relayApplyTimeoutMs))) throw new Error(`relay log not applied within ${t.relayApplyTimeoutMs} ms`);
+      await this.driver.resetReplication();
+    }
+    if (this.config.replication.semiSync) await this.driver.setSemiSyncSource(true, this.config.replication.semiSyncTimeoutMs);
+    if (!this.keeper.isLive()) throw new Error('lease lost during promotion');
+    await this.driver.setReadOnly(false);
+    this.fenced = false;
+    this.errant = null;
+    await this.driver.writeHeartbeat(epoch, this.config.node);
+    this.lastHeartbeatAt = this.clock.now();
+    // Publish the finished promotion at once: the coordinator waits for it to mark the primary ready.
+    this.observation = await this.driver.observe();
+  }
+
+  private async fence(reason: string): Promise<void> {
+    await this.driver.setReadOnly(true);
+    const killed = await this.driver.killClientSessions();
+    this.fenced = true;
+    this.counters.fencings += 1;
+    this.publishNow = true;
+    this.log.warn({ reason, killed }, 'node fenced: read-only, client sessions killed');
+  }
+
+  private async selfFence(reason: string): Promise<void> {
+    const s = this.observation?.state;
+    if (s && s.readOnly && this.fenced) return;
+    await this.fence(reason).catch((err: unknown) => this.log.error({ err: describeError(err) }, 'self-fencing failed'));
+  }
+
+  private async heartbeat(): Promise<void> {
+    const p = this.primary;
+    const s = this.observation?.state;
+    const now = this.clock.now();
+    if (!p || p.node !== this.config.node || p.state === 'switching' || !s || s.readOnly || !this.keeper.isLive()) return;
+    if (now - this.lastHeartbeatAt < this.config.timings.heartbeatIntervalMs) return;
+    this.lastHeartbeatAt = now;
+    await this.driver.writeHeartbeat(p.epoch, this.config.node).catch((err: unknown) => this.log.warn({ err: describeError(err) }, 'heartbeat write failed'));
+  }
+
+  /** Keeps the primary, the coordinator's identity, and the coordinator loop current. */
+  private async clusterLoop(): Promise<void> {
+    let wake: (() => void) | null = null;
+    const hint = (): void => wake?.();
+    while (!this.stopping.signal.aborted) {
+      if (this.unwatch === null && this.keeper.isLive()) {
+        this.unwatch = await watchHints(this.etcd, this.store.keys.prefix, hint).catch((err: unknown) => {
+          this.etcdFailed(err);
+          return null;
+        });
+      }
+      try {
+        if (this.keeper.isLive() || !this.etcdState.reachable) await this.refreshCluster();
+      } catch (err) {
+        this.etcdFailed(err);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.config.timings.probeIntervalMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        this.stopping.signal.addEventListener('abort', wake, { once: true });
+      });
+      wake = null;
+    }
+  }
+
+  private async refreshCluster(): Promise<void> {
+    const snap = await this.store.snapshot();
+    this.etcdRecovered();
+    for (const e of snap.invalid) this.log.warn({ key: e.key }, e.message);
+    this.primary = snap.primary;
+    this.primaryMember = snap.primary ? (snap.members.get(snap.primary.node) ?? null) : null;
+    this.coordinatorNode = snap.campaigners[0]?.node ?? null;
+    await this.coordinator.tick(snap, this.campaigner);
+  }
+}
