@@ -11,13 +11,14 @@ import { Coordinator } from './coordinator/coordinator.js';
 import { connectEtcd } from './etcd/connect.js';
 import { campaign, watchHints } from './etcd/election.js';
 import { LeaseKeeper, withTimeout } from './etcd/lease.js';
-import { ClusterStore, type Campaigner } from './etcd/store.js';
+import { ClusterStore, type Campaigner, type ClusterSnapshot } from './etcd/store.js';
 import { startHttpApi, type HttpApi } from './http.js';
 import { createLogger, type Logger } from './log.js';
 import { buildMember, materiallyChanged, type Role } from './member.js';
 import { connectNode } from './node/index.js';
 import type { NodeDriver, Observation } from './node/driver.js';
-import { planNodeAction, type NodeAction } from './plan.js';
+import { planNodeAction, revokedFor, type NodeAction, type NodePlanInput } from './plan.js';
+import { gtidContains, parseGtid } from '@primacy/common';
 import { newCounters, type AgentView, type Counters } from './view.js';
 
 export interface AgentDeps {
@@ -48,6 +49,9 @@ export class Agent {
   private memberWrittenAt = 0;
   private primary: Primary | null = null;
   private primaryMember: MemberState | null = null;
+  private snapshot: ClusterSnapshot | null = null;
+  private revokedEpoch: number | null = null;
+  private wakeNodeLoop: (() => void) | null = null;
   private campaigner: Campaigner | null = null;
   private coordinatorNode: string | null = null;
   private etcdState = { reachable: false, lastError: null as string | null };
@@ -75,7 +79,6 @@ export class Agent {
       clock: this.clock,
       log: this.log,
       counters: this.counters,
-      token: () => this.campaigner,
       onEtcdError: (err) => this.etcdFailed(err),
     });
   }
@@ -167,7 +170,13 @@ export class Agent {
       await this.publish();
       await this.act();
       await this.heartbeat();
-      await sleep(Math.max(0, interval - (this.clock.now() - started)), this.stopping.signal);
+      const wait = new AbortController();
+      this.wakeNodeLoop = () => wait.abort();
+      const onStop = () => wait.abort();
+      this.stopping.signal.addEventListener('abort', onStop, { once: true });
+      await sleep(Math.max(0, interval - (this.clock.now() - started)), wait.signal);
+      this.stopping.signal.removeEventListener('abort', onStop);
+      this.wakeNodeLoop = null;
     }
   }
 
@@ -200,6 +209,11 @@ export class Agent {
     const lease = this.keeper.current;
     if (!lease || !this.keeper.isLive()) return;
     const now = this.clock.now();
+    const input = this.planInput(this.primary);
+    this.revokedEpoch = revokedFor(input) ?? this.revokedEpoch;
+    const f = input.failover;
+    // A failed-over primary whose server is down or read-only cannot take writes: it reports itself fenced.
+    const fenced = this.fenced || (f !== null && f.from === this.config.node && (input.server === null || input.server.readOnly));
     const next = buildMember({
       cluster: this.config.cluster,
       node: this.config.node,
@@ -209,8 +223,9 @@ export class Agent {
       observation: this.observation,
       downProbes: this.downProbes,
       role: this.role(),
-      fenced: this.fenced,
+      fenced,
       errant: this.errant,
+      revokedEpoch: this.revokedEpoch,
       priority: this.config.promotion.priority,
       noPromote: this.config.promotion.noPromote,
       now,
@@ -229,8 +244,13 @@ export class Agent {
     }
   }
 
-  private planInput(primary: Primary | null): Parameters<typeof planNodeAction>[0] {
+  private planInput(primary: Primary | null): NodePlanInput {
     const o = this.observation;
+    const op = this.snapshot?.pendingOp;
+    const failover =
+      op && primary && op.kind === 'failover' && op.outcome === 'running' && op.from === primary.node && op.epoch === primary.epoch + 1
+        ? { epoch: op.epoch, from: op.from }
+        : null;
     return {
       self: this.config.node,
       leaseLive: this.keeper.isLive(),
@@ -238,7 +258,7 @@ export class Agent {
       primary,
       primaryMember: this.primaryMember,
       diverged: this.errant !== null,
-      replicationHeld: this.coordinator.holdsReplication(this.config.node),
+      failover,
     };
   }
 
@@ -271,6 +291,8 @@ export class Agent {
         return;
       case 'fence':
         return this.fence(action.reason);
+      case 'revoke':
+        return this.driver.stopReplicaIo();
       case 'diverged':
         this.errant = action.errant;
         return;
@@ -289,7 +311,14 @@ export class Agent {
   private async promote(epoch: number): Promise<void> {
     const t = this.config.timings;
     const s = this.observation?.state;
-    if (s?.replication) {
+    const op = this.snapshot?.currentOp;
+    const catchUp = op?.epoch === epoch ? op.catchUpFrom : null;
+    if (s && catchUp && !gtidContains(parseGtid(s.flavor, s.gtid.executed), parseGtid(s.flavor, catchUp.gtid))) {
+      // A preferred candidate that is behind first takes what it lacks from the most advanced replica.
+      await this.driver.replicateFrom({ host: catchUp.host, port: catchUp.port, user: this.config.replication.user, password: this.config.secrets.replicationPassword });
+      if (!(await this.driver.waitForGtid(catchUp.gtid, t.relayApplyTimeoutMs))) throw new Error(`could not catch up with ${catchUp.node} within ${t.relayApplyTimeoutMs} ms`);
+      await this.driver.resetReplication();
+    } else if (s?.replication) {
       if (!(await this.driver.waitForRelayApplied(t.relayApplyTimeoutMs))) throw new Error(`relay log not applied within ${t.relayApplyTimeoutMs} ms`);
       await this.driver.resetReplication();
     }
@@ -360,6 +389,9 @@ export class Agent {
   private async refreshCluster(): Promise<void> {
     const snap = await this.store.snapshot();
     this.etcdRecovered();
+    const prev = this.snapshot;
+    this.snapshot = snap;
+    if (prev && (JSON.stringify(prev.primary) !== JSON.stringify(snap.primary) || JSON.stringify(prev.pendingOp) !== JSON.stringify(snap.pendingOp))) this.wakeNodeLoop?.();
     for (const e of snap.invalid) this.log.warn({ key: e.key }, e.message);
     this.primary = snap.primary;
     this.primaryMember = snap.primary ? (snap.members.get(snap.primary.node) ?? null) : null;

@@ -21,6 +21,7 @@ export interface MemberInput {
   readonly role: Role;
   readonly fenced: boolean;
   readonly errant: string | null;
+  readonly revokedEpoch: number | null;
   readonly priority: number;
   readonly noPromote: boolean;
   readonly now: number;
@@ -42,6 +43,7 @@ export function buildMember(i: MemberInput): MemberState {
     role: i.role,
     fenced: i.fenced,
     errant: i.errant,
+    revokedEpoch: i.revokedEpoch,
     priority: i.priority,
     noPromote: i.noPromote,
     server: i.observation?.state ?? null,

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planNodeAction, type NodePlanInput } from './plan.js';
+import { planNodeAction, revokedFor, type NodePlanInput } from './plan.js';
 import { member, primary, replicatingFrom, server } from './testing/members.js';
 
 const base: NodePlanInput = {
@@ -10,7 +10,7 @@ const base: NodePlanInput = {
   primary: primary('db1'),
   primaryMember: member('db1', {}, { readOnly: false, gtid: { executed: '0-1-10', received: '0-1-10' } }),
   diverged: false,
-  replicationHeld: false,
+  failover: null,
 };
 
 const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
@@ -29,7 +29,11 @@ const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
   ['a replica without replication points at the primary', { server: server({ replication: null, gtid: { executed: '0-1-5', received: '0-1-5' } }) }, 'replicate', /db1 is the primary/],
   ['a replica of the old primary is repointed', { server: server({ replication: replicatingFrom('127.0.0.1', 3303) }) }, 'replicate'],
   ['a stopped IO thread is restarted', { server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }, 'replicate', /stopped/],
-  ['a revoked IO thread stays stopped', { replicationHeld: true, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }, 'none'],
+  ['during a failover a replica of the old primary stops receiving from it', { failover: { epoch: 2, from: 'db1' } }, 'revoke', /failover of db1/],
+  ['during a failover a replica still connecting to the dead primary stops too', { failover: { epoch: 2, from: 'db1' }, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'connecting' }) }) }, 'revoke'],
+  ['a revoked IO thread stays stopped', { failover: { epoch: 2, from: 'db1' }, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }, 'none'],
+  ['the old primary\'s agent fences its node while a failover away from it runs', { self: 'db1', failover: { epoch: 2, from: 'db1' }, server: server({ readOnly: false, heartbeatEpoch: 1 }) }, 'fence', /failover away from this node/],
+  ['the old primary\'s agent never re-promotes while a failover away from it runs', { self: 'db1', failover: { epoch: 2, from: 'db1' }, server: server({ readOnly: true }) }, 'none'],
   ['a broken applier is not restarted in a loop', { server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped', sqlRunning: false, lastSqlError: 'Duplicate entry' }) }) }, 'none'],
   ['a node with transactions the primary lacks is marked diverged, never repointed', { server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'diverged', /0-2-12/],
   ['a node already marked diverged stays out', { diverged: true, server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'none'],
@@ -42,3 +46,12 @@ for (const [name, over, kind, reason] of cases) {
     if (reason && 'reason' in action) assert.match(action.reason, reason);
   });
 }
+
+test('a replica reports the failover revoked once it no longer receives from the old primary', () => {
+  const f = { epoch: 2, from: 'db1' };
+  assert.equal(revokedFor({ ...base, failover: f }), null);
+  assert.equal(revokedFor({ ...base, failover: f, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }), 2);
+  assert.equal(revokedFor({ ...base, failover: f, server: server({ replication: null }) }), 2);
+  assert.equal(revokedFor({ ...base, failover: null }), null);
+  assert.equal(revokedFor({ ...base, self: 'db1', failover: f }), null);
+});

@@ -7,6 +7,7 @@ import { gtidContains, gtidMissing, parseGtid, type MemberState, type NodeState,
 export type NodeAction =
   | { readonly kind: 'none' }
   | { readonly kind: 'fence'; readonly reason: string }
+  | { readonly kind: 'revoke'; readonly epoch: number; readonly reason: string }
   | { readonly kind: 'promote'; readonly epoch: number; readonly reason: string }
   | { readonly kind: 'replicate'; readonly host: string; readonly port: number; readonly reason: string }
   | { readonly kind: 'diverged'; readonly errant: string; readonly reason: string };
@@ -22,8 +23,8 @@ export interface NodePlanInput {
   readonly primaryMember: MemberState | null;
   /** The agent already found this node diverged from the current primary. */
   readonly diverged: boolean;
-  /** An operation has revoked replication from the primary: do not restart it. */
-  readonly replicationHeld: boolean;
+  /** A failover away from the current primary is under way (its op record is running). */
+  readonly failover: { readonly epoch: number; readonly from: string } | null;
 }
 
 const NONE: NodeAction = { kind: 'none' };
@@ -35,6 +36,8 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
   if (!i.leaseLive) return writable ? { kind: 'fence', reason: 'the agent holds no live lease' } : NONE;
   const p = i.primary;
   if (p === null) return writable ? { kind: 'fence', reason: 'etcd names no primary' } : NONE;
+  const f = i.failover;
+  if (f && f.from === i.self) return writable ? { kind: 'fence', reason: `a failover away from this node (epoch ${f.epoch}) is under way` } : NONE;
 
   if (p.node === i.self) {
     if (p.state === 'switching') return NONE;
@@ -44,10 +47,15 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
   }
 
   if (writable) return { kind: 'fence', reason: `${p.node} is the primary of epoch ${p.epoch}` };
-  if (i.diverged) return NONE;
   const r = s.replication;
   const pointed = r !== null && r.sourceHost === p.host && r.sourcePort === p.port;
-  if (pointed && (r.ioState !== 'stopped' || i.replicationHeld)) return NONE;
+  if (f) {
+    return pointed && r.ioState !== 'stopped'
+      ? { kind: 'revoke', epoch: f.epoch, reason: `failover of ${f.from} (epoch ${f.epoch}): stop receiving from it` }
+      : NONE;
+  }
+  if (i.diverged) return NONE;
+  if (pointed && r.ioState !== 'stopped') return NONE;
   if (pointed && r.lastSqlError !== '') return NONE; // a broken applier needs an operator, not a restart loop
   if (!pointed) {
     const errant = errantAgainst(s, i.primaryMember);
@@ -74,4 +82,11 @@ export function errantAgainst(s: NodeState, primaryMember: MemberState | null): 
   }
   if (gtidContains(theirs, mine)) return null;
   return gtidMissing(mine, theirs) || null;
+}
+
+/** The failover for which this node no longer receives from the old primary, once that holds. */
+export function revokedFor(i: NodePlanInput): number | null {
+  const f = i.failover;
+  if (!f || f.from === i.self || i.server === null) return null;
+  return planNodeAction(i).kind === 'revoke' ? null : f.epoch;
 }

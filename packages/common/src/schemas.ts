@@ -89,6 +89,8 @@ export const MemberStateSchema = z.object({
   fenced: z.boolean(),
   /** Transactions this node has that the primary lacks; set when it is kept out of rotation. */
   errant: z.string().nullable(),
+  /** The failover (by epoch) for which this node stopped receiving from the old primary ("revoke"). */
+  revokedEpoch: z.number().int().nullable(),
   priority: z.number(),
   noPromote: z.boolean(),
   /** What the last probe read; null when the server has not answered yet. */
@@ -145,8 +147,11 @@ export const OpRecordSchema = z.object({
   coordinator: z.object({ node: z.string(), revision: z.string() }),
   startedAt: z.number(),
   endedAt: z.number().nullable(),
-  outcome: z.enum(['running', 'done', 'aborted', 'failed']),
+  /** `refused`: the operation was never started; `reason` says why. */
+  outcome: z.enum(['running', 'done', 'aborted', 'refused']),
   reason: z.string(),
+  /** When the candidate is not the most advanced node, it first replicates from this one until it has its position. */
+  catchUpFrom: z.object({ node: z.string(), host: z.string(), port: z.number().int(), gtid: z.string() }).nullable(),
   /** The members as the coordinator saw them when it decided. */
   members: z.record(
     z.string(),

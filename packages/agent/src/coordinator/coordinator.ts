@@ -1,12 +1,14 @@
 /**
  * The coordinator's shell: while this agent wins the election it turns each fresh snapshot into a
  * decision (decide.ts) and carries it out with writes fenced by its election key (invariant 2).
+ * Every step of an operation is recorded in ops/<epoch> with its timing and reason (invariant 7).
  */
-import { describeError, type AgentConfig, type OpRecord } from '@primacy/common';
+import { describeError, type AgentConfig, type CandidateVerdict, type OpRecord, type OpStep, type Primary } from '@primacy/common';
 import type { Clock } from '../clock.js';
 import { isCoordinator } from '../etcd/election.js';
 import type { Campaigner, ClusterSnapshot, ClusterStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
+import { connectNode } from '../node/index.js';
 import type { Counters } from '../view.js';
 import { decide, type Decision } from './decide.js';
 
@@ -16,13 +18,12 @@ export interface CoordinatorDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly counters: Counters;
-  readonly token: () => Campaigner | null;
   readonly onEtcdError: (err: unknown) => void;
 }
 
 export class Coordinator {
   private isActive = false;
-  private lastRefusal = '';
+  private lastLogged = '';
   private busy = false;
 
   constructor(private readonly d: CoordinatorDeps) {}
@@ -36,11 +37,6 @@ export class Coordinator {
     this.isActive = false;
   }
 
-  /** Whether an operation in progress has revoked `node`'s replication (failover, later issues). */
-  holdsReplication(_node: string): boolean {
-    return false;
-  }
-
   async tick(snap: ClusterSnapshot, token: Campaigner | null): Promise<void> {
     const winning = isCoordinator(snap.campaigners, token);
     if (winning !== this.isActive) {
@@ -50,6 +46,7 @@ export class Coordinator {
     if (!winning || !token || this.busy) return;
     this.busy = true;
     try {
+      const t = this.d.config.timings;
       const decision = decide({
         now: this.d.clock.now(),
         members: snap.members,
@@ -57,6 +54,9 @@ export class Coordinator {
         epoch: snap.epoch,
         config: snap.config,
         bootstrapPrimary: this.d.config.bootstrap.primary ?? null,
+        currentOp: snap.currentOp,
+        pendingOp: snap.pendingOp,
+        timings: { antiFlapMs: t.antiFlapMs, maxLagMs: t.maxLagMs, revokeWaitMs: t.revokeWaitMs },
       });
       await this.carryOut(decision, snap, token);
     } catch (err) {
@@ -66,40 +66,34 @@ export class Coordinator {
     }
   }
 
+  private logOnce(key: string, fn: () => void): void {
+    if (key === this.lastLogged) return;
+    this.lastLogged = key;
+    fn();
+  }
+
   private async carryOut(decision: Decision, snap: ClusterSnapshot, token: Campaigner): Promise<void> {
     const { store, log, clock } = this.d;
     const now = clock.now();
+    const p = snap.primary;
     switch (decision.kind) {
       case 'none':
         return;
+      case 'await':
+        this.logOnce(decision.reason, () => log.info({ reason: decision.reason }, 'operation waiting'));
+        return;
       case 'bootstrap-refused':
-        if (decision.reason !== this.lastRefusal) log.warn({ reason: decision.reason }, 'bootstrap refused');
-        this.lastRefusal = decision.reason;
+        this.logOnce(decision.reason, () => log.warn({ reason: decision.reason }, 'bootstrap refused'));
         return;
       case 'bootstrap': {
         const m = snap.members.get(decision.node);
         const s = m?.server;
         if (!m || !s) return;
         const epoch = snap.epoch + 1;
-        const op: OpRecord = {
-          epoch,
-          kind: 'bootstrap',
-          from: null,
-          to: decision.node,
-          trigger: 'automatic',
-          coordinator: { node: this.d.config.node, revision: token.createRevision },
-          startedAt: now,
-          endedAt: null,
-          outcome: 'running',
-          reason: decision.reason,
-          members: Object.fromEntries(
-            [...snap.members.values()].map((x) => [x.node, { health: x.health, gtid: x.server?.gtid.executed ?? null, received: x.server?.gtid.received ?? null, semiSync: x.server?.semiSync.sourceActive ? 'source' : x.server?.semiSync.replicaActive ? 'replica' : 'off' }]),
-          ),
-          candidates: [...snap.members.values()].map((x) => ({ node: x.node, gtid: x.server?.gtid.executed ?? null, eligible: x.node === decision.node, reason: x.node === decision.node ? decision.reason : 'not chosen' })),
-          steps: [{ name: 'write primary', startedAt: now, endedAt: now, outcome: 'ok', detail: `epoch ${epoch}, state promoting` }],
-        };
+        const op = { ...this.newOp(snap, token, 'bootstrap', epoch, null, decision.reason), to: m.node, steps: [step('write primary', now, now, 'ok', `epoch ${epoch}, state promoting`)] };
+        const primary: Primary = { node: m.node, host: m.host, port: m.port, epoch, state: 'promoting', since: now, gtid: s.gtid.executed, serverId: s.serverId, serverUuid: s.serverUuid };
         const ok = await store.commitDecision(token, snap.primaryModRevision, [
-          { key: store.keys.primary, value: { node: m.node, host: m.host, port: m.port, epoch, state: 'promoting', since: now, gtid: s.gtid.executed, serverId: s.serverId, serverUuid: s.serverUuid } },
+          { key: store.keys.primary, value: primary },
           { key: store.keys.epoch, value: epoch },
           { key: store.keys.op(epoch), value: op },
         ]);
@@ -108,26 +102,123 @@ export class Coordinator {
         return;
       }
       case 'mark-ready': {
-        const p = snap.primary;
         if (!p) return;
         const ok = await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.primary, value: { ...p, state: 'ready', since: now } }]);
         if (!ok) return;
         log.child({ epoch: p.epoch }).info({ node: p.node, reason: decision.reason }, `${p.node} is the ready primary`);
-        const op = snap.lastOp;
+        const op = snap.currentOp;
         if (op && op.epoch === p.epoch && op.outcome === 'running') {
-          await store
-            .recordFenced(token, store.keys.op(op.epoch), {
-              ...op,
-              endedAt: now,
-              outcome: 'done',
-              steps: [...op.steps, { name: 'mark ready', startedAt: now, endedAt: now, outcome: 'ok', detail: decision.reason }],
-            })
-            .catch((err: unknown) => log.warn({ err: describeError(err) }, 'could not record the finished operation'));
+          await this.record(token, { ...op, endedAt: now, outcome: 'done', steps: [...op.steps, step('ready', op.steps.at(-1)?.endedAt ?? now, now, 'ok', decision.reason)] });
           this.count(op.kind, 'done');
         }
         return;
       }
+      case 'failover-refused': {
+        if (!p) return;
+        const op: OpRecord = { ...this.newOp(snap, token, 'failover', p.epoch + 1, p.node, decision.reason), endedAt: now, outcome: 'refused' };
+        await this.record(token, op);
+        log.child({ epoch: p.epoch }).warn({ from: p.node, reason: decision.reason }, 'automatic failover refused');
+        this.count('failover', 'refused');
+        return;
+      }
+      case 'failover-start': {
+        if (!p) return;
+        const op: OpRecord = {
+          ...this.newOp(snap, token, 'failover', p.epoch + 1, p.node, decision.reason),
+          steps: [step('detect', now, now, 'ok', decision.reason), step('revoke', now, null, 'running', 'replicas stop receiving from the old primary')],
+        };
+        // Fenced by the election key and by the primary key's revision: a stale view starts nothing.
+        const ok = await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.op(op.epoch), value: op }]);
+        log.child({ epoch: p.epoch }).warn({ from: p.node, reason: decision.reason, applied: ok }, `failover of ${p.node} started`);
+        return;
+      }
+      case 'fence-old': {
+        const op = snap.pendingOp;
+        if (!p || !op) return;
+        const started = clock.now();
+        const outcome = await this.fenceOverSql(p);
+        log.child({ epoch: p.epoch }).warn({ node: p.node, ok: outcome.ok, detail: outcome.detail, reason: decision.reason }, `fencing ${p.node} over SQL`);
+        await this.record(token, { ...op, steps: [...op.steps, step('fence over SQL', started, clock.now(), outcome.ok ? 'ok' : 'failed', outcome.detail)] });
+        return;
+      }
+      case 'failover-abort': {
+        const op = snap.pendingOp;
+        if (!op) return;
+        await this.record(token, { ...op, endedAt: now, outcome: 'aborted', reason: `${op.reason}; aborted: ${decision.reason}`, candidates: decision.verdicts });
+        log.warn({ reason: decision.reason }, 'failover aborted; the primary stays');
+        this.count('failover', 'aborted');
+        return;
+      }
+      case 'promote': {
+        const op = snap.pendingOp;
+        const m = snap.members.get(decision.node);
+        const s = m?.server;
+        if (!p || !op || !m || !s) return;
+        const catchUp = decision.catchUpFrom ? snap.members.get(decision.catchUpFrom) : undefined;
+        const steps = closeRunning(op.steps, now);
+        const next: OpRecord = {
+          ...op,
+          to: m.node,
+          catchUpFrom: catchUp?.server ? { node: catchUp.node, host: catchUp.host, port: catchUp.port, gtid: catchUp.server.gtid.received } : null,
+          candidates: decision.verdicts,
+          members: { ...op.members, ...membersAt(snap) },
+          steps: [...steps, step('fenced', now, now, 'ok', decision.fencedBy), step('choose', now, now, 'ok', decision.reason), step('write primary', now, now, 'ok', `epoch ${op.epoch}, state promoting`)],
+        };
+        const primary: Primary = { node: m.node, host: m.host, port: m.port, epoch: op.epoch, state: 'promoting', since: now, gtid: s.gtid.received, serverId: s.serverId, serverUuid: s.serverUuid };
+        const ok = await store.commitDecision(token, snap.primaryModRevision, [
+          { key: store.keys.primary, value: primary },
+          { key: store.keys.epoch, value: op.epoch },
+          { key: store.keys.op(op.epoch), value: next },
+        ]);
+        log.child({ epoch: op.epoch }).warn({ from: p.node, to: m.node, reason: decision.reason, fencedBy: decision.fencedBy, applied: ok }, `promoting ${m.node}`);
+        return;
+      }
     }
+  }
+
+  /** Sets the old primary read-only and kills its client sessions, over SQL, within the probe timeout. */
+  private async fenceOverSql(p: Primary): Promise<{ ok: boolean; detail: string }> {
+    const c = this.d.config;
+    const driver = connectNode(
+      { host: p.host, port: p.port, user: c.mysql.user, password: c.secrets.mysqlPassword },
+      { flavor: c.mysql.flavor, connectTimeoutMs: c.timings.probeTimeoutMs, queryTimeoutMs: c.timings.probeTimeoutMs },
+    );
+    try {
+      await driver.setReadOnly(true);
+      const killed = await driver.killClientSessions();
+      this.d.counters.fencings += 1;
+      return { ok: true, detail: `read_only=ON, ${killed} client sessions killed` };
+    } catch (err) {
+      return { ok: false, detail: describeError(err) };
+    } finally {
+      await driver.close().catch(() => undefined);
+    }
+  }
+
+  private newOp(snap: ClusterSnapshot, token: Campaigner, kind: OpRecord['kind'], epoch: number, from: string | null, reason: string): OpRecord {
+    const now = this.d.clock.now();
+    return {
+      epoch,
+      kind,
+      from,
+      to: null,
+      trigger: 'automatic',
+      coordinator: { node: this.d.config.node, revision: token.createRevision },
+      startedAt: now,
+      endedAt: null,
+      outcome: 'running',
+      reason,
+      catchUpFrom: null,
+      members: membersAt(snap),
+      candidates: [],
+      steps: [],
+    };
+  }
+
+  private async record(token: Campaigner, op: OpRecord): Promise<void> {
+    await this.d.store
+      .recordFenced(token, this.d.store.keys.op(op.epoch), op)
+      .catch((err: unknown) => this.d.log.warn({ err: describeError(err) }, 'could not record the operation'));
   }
 
   private count(kind: string, outcome: string): void {
@@ -135,3 +226,28 @@ export class Coordinator {
     this.d.counters.operations.set(key, (this.d.counters.operations.get(key) ?? 0) + 1);
   }
 }
+
+function step(name: string, startedAt: number, endedAt: number | null, outcome: OpStep['outcome'], detail: string): OpStep {
+  return { name, startedAt, endedAt, outcome, detail };
+}
+
+function closeRunning(steps: readonly OpStep[], now: number): OpStep[] {
+  return steps.map((s) => (s.outcome === 'running' ? { ...s, endedAt: now, outcome: 'ok' } : s));
+}
+
+/** The members' positions and semi-sync state as the coordinator saw them. */
+function membersAt(snap: ClusterSnapshot): OpRecord['members'] {
+  return Object.fromEntries(
+    [...snap.members.values()].map((x) => [
+      x.node,
+      {
+        health: x.health,
+        gtid: x.server?.gtid.executed ?? null,
+        received: x.server?.gtid.received ?? null,
+        semiSync: x.server?.semiSync.sourceActive ? 'source' : x.server?.semiSync.replicaActive ? 'replica' : 'off',
+      },
+    ]),
+  );
+}
+
+export type { CandidateVerdict };

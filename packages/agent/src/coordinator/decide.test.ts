@@ -5,9 +5,10 @@ import { decide, type ClusterView } from './decide.js';
 import { member, membersOf, primary, replicatingFrom } from '../testing/members.js';
 
 const config: ClusterConfig = { paused: false, nodes: {} };
+const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000 };
 
 function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterView {
-  return { now: 1000, members: membersOf(...members), primary: null, epoch: 0, config, bootstrapPrimary: null, ...over };
+  return { now: 1000, members: membersOf(...members), primary: null, epoch: 0, config, bootstrapPrimary: null, currentOp: null, pendingOp: null, timings, ...over };
 }
 
 const db1Source = member('db1', {}, { gtid: { executed: '0-1-10', received: '0-1-10' } });
@@ -69,8 +70,9 @@ test('a promoting primary becomes ready once its agent reports the promotion don
   assert.deepEqual(pick(decide(view([done], { primary: p, epoch: 1 }))), ['mark-ready', 'db1']);
 });
 
-test('a ready primary needs nothing', () => {
-  assert.equal(decide(view([db1Source], { primary: primary('db1'), epoch: 1 })).kind, 'none');
+test('a ready, healthy primary needs nothing', () => {
+  const p1 = member('db1', {}, { readOnly: false, heartbeatEpoch: 1 });
+  assert.equal(decide(view([p1, db2Replica, db3Replica], { primary: primary('db1'), epoch: 1 })).kind, 'none');
 });
 
 function pick(d: ReturnType<typeof decide>): [string, string | undefined] {

@@ -3,7 +3,19 @@
  * one decision. The shell around it reads a fresh snapshot, calls `decide`, and carries the decision
  * out with a write fenced by the election key.
  */
-import { GtidParseError, gtidContains, mostAdvanced, parseGtid, type ClusterConfig, type GtidPosition, type MemberState, type Primary } from '@primacy/common';
+import {
+  GtidParseError,
+  gtidContains,
+  mostAdvanced,
+  parseGtid,
+  type CandidateVerdict,
+  type ClusterConfig,
+  type GtidPosition,
+  type MemberState,
+  type OpRecord,
+  type Primary,
+} from '@primacy/common';
+import { chooseCandidate, detectFailure, refuseAutomatic } from './failover.js';
 
 export interface ClusterView {
   readonly now: number;
@@ -13,19 +25,39 @@ export interface ClusterView {
   readonly config: ClusterConfig;
   /** The node named by the coordinator's own config for bootstrap, if any. */
   readonly bootstrapPrimary: string | null;
+  /** ops/<epoch of the primary>, and ops/<that + 1>: an operation under way or the last refused one. */
+  readonly currentOp: OpRecord | null;
+  readonly pendingOp: OpRecord | null;
+  readonly timings: { readonly antiFlapMs: number; readonly maxLagMs: number; readonly revokeWaitMs: number };
 }
 
 export type Decision =
   | { readonly kind: 'none' }
   | { readonly kind: 'bootstrap'; readonly node: string; readonly reason: string }
   | { readonly kind: 'bootstrap-refused'; readonly reason: string }
-  | { readonly kind: 'mark-ready'; readonly node: string; readonly epoch: number; readonly reason: string };
+  | { readonly kind: 'mark-ready'; readonly node: string; readonly epoch: number; readonly reason: string }
+  | { readonly kind: 'failover-start'; readonly from: string; readonly reason: string }
+  | { readonly kind: 'failover-refused'; readonly from: string; readonly reason: string }
+  | { readonly kind: 'await'; readonly reason: string }
+  | { readonly kind: 'fence-old'; readonly from: string; readonly reason: string }
+  | {
+      readonly kind: 'promote';
+      readonly node: string;
+      readonly catchUpFrom: string | null;
+      readonly fencedBy: string;
+      readonly reason: string;
+      readonly verdicts: CandidateVerdict[];
+    }
+  | { readonly kind: 'failover-abort'; readonly reason: string; readonly verdicts: CandidateVerdict[] };
 
 const NONE: Decision = { kind: 'none' };
 
 export function decide(v: ClusterView): Decision {
   if (v.primary === null) return decideBootstrap(v);
   const p = v.primary;
+  const op = v.pendingOp;
+  if (op && op.outcome === 'running' && op.kind === 'failover') return continueFailover(v, p, op);
+  if (p.state === 'ready') return decideFailover(v, p);
   if (p.state === 'promoting') {
     const m = v.members.get(p.node);
     if (m && promotionDone(m, p.epoch)) {
@@ -100,4 +132,64 @@ export function positionOf(m: MemberState, which: 'executed' | 'received' = 'exe
     if (err instanceof GtidParseError) return null;
     throw err;
   }
+}
+
+/** A ready primary: is it failed, and may an automatic failover start (invariant 9)? */
+function decideFailover(v: ClusterView, p: Primary): Decision {
+  const failure = detectFailure(p, v.members);
+  if (!failure) return NONE;
+  const refusal = refuseAutomatic(v.config, v.currentOp, v.now, v.timings.antiFlapMs);
+  if (refusal === null) return { kind: 'failover-start', from: p.node, reason: failure.reason };
+  const reason = `${failure.reason}; failover refused: ${refusal}`;
+  // A refusal is recorded once; it is re-evaluated on every tick and recorded again only when its reason changes.
+  if (v.pendingOp?.outcome === 'refused' && v.pendingOp.reason === reason) return NONE;
+  return { kind: 'failover-refused', from: p.node, reason };
+}
+
+/** The steps of a failover under way: revoke, fence, choose (invariants 4 and 5). Each is safe to repeat. */
+function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
+  const from = op.from ?? p.node;
+  if (p.node !== from || p.epoch + 1 !== op.epoch) return { kind: 'failover-abort', reason: `the primary changed to ${p.node} (epoch ${p.epoch}) during the failover`, verdicts: [] };
+  const answering = [...v.members.values()].filter((m) => m.node !== from && m.health === 'up' && m.server !== null);
+  const revoked = answering.filter((m) => m.revokedEpoch === op.epoch);
+  const waiting = answering.filter((m) => m.revokedEpoch !== op.epoch).map((m) => m.node);
+  const revokeOpen = v.now - op.startedAt < v.timings.revokeWaitMs;
+  if (waiting.length > 0 && revokeOpen) return { kind: 'await', reason: `waiting for ${waiting.join(', ')} to stop receiving from ${from}` };
+
+  const old = v.members.get(from);
+  const sqlFence = op.steps.find((s) => s.name === 'fence over SQL');
+  let fencedBy: string | null = null;
+  if (old?.fenced) fencedBy = `${from}'s agent reported its node fenced`;
+  else if (sqlFence?.outcome === 'ok') fencedBy = `the coordinator fenced ${from} over SQL`;
+  else if (!old && sqlFence) fencedBy = `${from}'s lease expired, so its agent has fenced it or is gone; SQL fencing failed: ${sqlFence.detail}`;
+  if (fencedBy === null) {
+    if (!sqlFence) return { kind: 'fence-old', from, reason: old ? `${from}'s agent has not reported its node fenced` : `${from} has no agent` };
+    return { kind: 'await', reason: `waiting for ${from}'s agent to report its node fenced` };
+  }
+
+  const known = new Set([...Object.keys(op.members), ...v.members.keys()]);
+  known.delete(from);
+  const answered = new Set(revoked.map((m) => m.node));
+  const silent = [...known].filter((n) => !answered.has(n)).sort();
+  const oldGtid = op.members[from]?.gtid ?? null;
+  const flavor = revoked[0]?.server?.flavor;
+  let oldPrimaryGtid: GtidPosition | null = null;
+  if (oldGtid !== null && flavor) {
+    try {
+      oldPrimaryGtid = parseGtid(flavor, oldGtid);
+    } catch (err) {
+      if (!(err instanceof GtidParseError)) throw err;
+    }
+  }
+  const choice = chooseCandidate({
+    answering: revoked,
+    silent,
+    oldPrimaryGtid,
+    config: v.config,
+    maxLagMs: v.timings.maxLagMs,
+    force: false,
+    preferred: null,
+  });
+  if (!choice.ok) return { kind: 'failover-abort', reason: choice.reason, verdicts: choice.verdicts };
+  return { kind: 'promote', node: choice.node, catchUpFrom: choice.catchUpFrom, fencedBy, reason: choice.reason, verdicts: choice.verdicts };
 }

@@ -40,8 +40,10 @@ export interface ClusterSnapshot {
   readonly primaryModRevision: string;
   readonly epoch: number;
   readonly config: ClusterConfig;
-  /** The record of the newest operation, if any. */
-  readonly lastOp: OpRecord | null;
+  /** The record of the operation that made the current epoch, if any. */
+  readonly currentOp: OpRecord | null;
+  /** The record for the next epoch: a failover or switchover under way, or the last refused one. */
+  readonly pendingOp: OpRecord | null;
   readonly requests: ReadonlyMap<string, OperatorRequest>;
   /** Election keys, oldest first: the first one is the coordinator. */
   readonly campaigners: readonly Campaigner[];
@@ -71,13 +73,12 @@ export class ClusterStore {
       }
       return r.value;
     };
-    const [memberKvs, electionKvs, primaryKvs, epochRaw, configRaw, opKvs, requestKvs] = await Promise.all([
+    const [memberKvs, electionKvs, primaryKvs, epochRaw, configRaw, requestKvs] = await Promise.all([
       this.client.getAll().prefix(k.membersPrefix).strings(),
       this.client.getAll().prefix(`${k.election}/`).sort('Create', 'Ascend').exec(),
       this.client.get(k.primary).exec(),
       this.client.get(k.epoch).string(),
       this.client.get(k.config).string(),
-      this.client.getAll().prefix(k.opsPrefix).sort('Key', 'Descend').limit(1).strings(),
       this.client.getAll().prefix(k.requestsPrefix).strings(),
     ]);
     const members = new Map<string, MemberState>();
@@ -91,14 +92,18 @@ export class ClusterStore {
       const r = decode(RequestSchema, key, raw);
       if (r) requests.set(keyName(k.requestsPrefix, key), r);
     }
-    const [opKey, opRaw] = Object.entries(opKvs)[0] ?? [k.opsPrefix, null];
+    const primary = primaryKv ? decode(PrimarySchema, k.primary, primaryKv.value.toString()) : null;
+    const epoch = decode(EpochSchema, k.epoch, epochRaw) ?? 0;
+    const opEpoch = primary?.epoch ?? epoch;
+    const [currentRaw, pendingRaw] = await Promise.all([this.client.get(k.op(opEpoch)).string(), this.client.get(k.op(opEpoch + 1)).string()]);
     return {
       members,
-      primary: primaryKv ? decode(PrimarySchema, k.primary, primaryKv.value.toString()) : null,
+      primary,
       primaryModRevision: primaryKv ? String(primaryKv.mod_revision) : '0',
-      epoch: decode(EpochSchema, k.epoch, epochRaw) ?? 0,
+      epoch,
       config: decode(ClusterConfigSchema, k.config, configRaw) ?? ClusterConfigSchema.parse({}),
-      lastOp: decode(OpRecordSchema, opKey, opRaw),
+      currentOp: opEpoch > 0 ? decode(OpRecordSchema, k.op(opEpoch), currentRaw) : null,
+      pendingOp: decode(OpRecordSchema, k.op(opEpoch + 1), pendingRaw),
       requests,
       campaigners: electionKvs.kvs.map((kv) => ({
         key: kv.key.toString(),

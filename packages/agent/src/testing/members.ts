@@ -41,6 +41,7 @@ export function member(node: string, over: Partial<MemberState> = {}, s: Partial
     role: 'unknown',
     fenced: false,
     errant: null,
+    revokedEpoch: null,
     priority: 0,
     noPromote: false,
     server: s === null ? null : server(s),

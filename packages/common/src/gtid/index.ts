@@ -124,3 +124,5 @@ function samePair(a: GtidPosition, b: GtidPosition): SamePair {
 function flavorError(message: string): PrimacyError {
   return new PrimacyError(ErrorCodes.GTID_FLAVOR, message);
 }
+
+export * from './errant.js';

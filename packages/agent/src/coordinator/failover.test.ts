@@ -1,0 +1,193 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ClusterConfig, MemberState, OpRecord } from '@primacy/common';
+import { decide, type ClusterView, type Decision } from './decide.js';
+import { chooseCandidate, detectFailure, majorVersion, type ChoiceInput } from './failover.js';
+import { member, membersOf, primary, replicatingFrom } from '../testing/members.js';
+
+const config: ClusterConfig = { paused: false, nodes: {} };
+const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000 };
+const P = primary('db1', { epoch: 4 });
+const fromDb1 = (over: Parameters<typeof replicatingFrom>[2] = {}) => replicatingFrom('127.0.0.1', 3301, over);
+
+const deadPrimary = member('db1', { health: 'down', downProbes: 2, error: 'connect ECONNREFUSED' }, null);
+const replica = (node: string, received: string, over: Partial<MemberState> = {}, io: 'running' | 'connecting' | 'stopped' = 'connecting') =>
+  member(node, over, { serverId: Number(node.slice(2)), replication: fromDb1({ ioState: io }), gtid: { executed: received, received }, lagMs: 100 });
+
+// ---- detection -------------------------------------------------------------------------------
+
+test('detect: server down by its agent and no replica receiving is a failure', () => {
+  const f = detectFailure(P, membersOf(deadPrimary, replica('db2', '0-1-10'), replica('db3', '0-1-10')));
+  assert.match(f?.reason ?? '', /sees its server down .* no replica receives/);
+});
+
+test('detect: a replica still receiving means the primary is alive (its agent may be cut from it)', () => {
+  assert.equal(detectFailure(P, membersOf(deadPrimary, replica('db2', '0-1-10', {}, 'running'), replica('db3', '0-1-10'))), null);
+});
+
+test('detect: a primary whose agent is gone (lease expired) has nobody guarding it', () => {
+  assert.match(detectFailure(P, membersOf(replica('db2', '0-1-10', {}, 'running')))?.reason ?? '', /lease expired/);
+});
+
+test('detect: "too many connections" and auth errors never count as failed', () => {
+  for (const health of ['refusing', 'auth_error'] as const) {
+    assert.equal(detectFailure(P, membersOf(member('db1', { health }, null), replica('db2', '0-1-10'))), null);
+  }
+});
+
+// ---- choosing --------------------------------------------------------------------------------
+
+function choice(answering: MemberState[], over: Partial<ChoiceInput> = {}) {
+  return chooseCandidate({ answering, silent: [], oldPrimaryGtid: null, config, maxLagMs: 10_000, force: false, preferred: null, ...over });
+}
+
+test('choose: the most advanced received position wins, by exact comparison not by sum', () => {
+  const c = choice([replica('db2', '0-1-10,1-1-5'), replica('db3', '0-1-12,1-1-5')]);
+  assert.ok(c.ok);
+  assert.equal(c.node, 'db3');
+  assert.equal(c.catchUpFrom, null);
+  assert.equal(c.verdicts.find((v) => v.node === 'db3')?.reason, 'chosen');
+});
+
+test('choose: a node with errant GTIDs is never chosen', () => {
+  const errant = member('db3', {}, { serverId: 3, replication: fromDb1({ ioState: 'stopped' }), gtid: { executed: '0-3-11', received: '0-3-11' }, lagMs: 0 });
+  const c = choice([replica('db2', '0-1-10'), errant], { oldPrimaryGtid: null });
+  assert.ok(!c.ok || c.node !== 'db3');
+  assert.match(c.verdicts.find((v) => v.node === 'db3')?.reason ?? '', /errant GTIDs 0-3-11/);
+});
+
+test('choose: no-promote, binlog off, older major version and lag each exclude', () => {
+  const cases: Array<[MemberState, RegExp]> = [
+    [replica('db3', '0-1-12', { noPromote: true }), /no-promote/],
+    [member('db3', {}, { serverId: 3, logBin: false, replication: fromDb1(), gtid: { executed: '0-1-12', received: '0-1-12' } }), /binary log is off/],
+    [member('db3', {}, { serverId: 3, version: '10.6.1-MariaDB', replication: fromDb1(), gtid: { executed: '0-1-12', received: '0-1-12' } }), /older major version/],
+    [member('db3', {}, { serverId: 3, lagMs: 60_000, replication: fromDb1(), gtid: { executed: '0-1-12', received: '0-1-12' } }), /lags .* over the 10000 ms limit/],
+  ];
+  for (const [db3, why] of cases) {
+    const c = choice([replica('db2', '0-1-12', {}), db3]);
+    assert.ok(c.ok, JSON.stringify(c));
+    assert.equal(c.node, 'db2');
+    assert.match(c.verdicts.find((v) => v.node === 'db3')?.reason ?? '', why);
+  }
+});
+
+test('choose: no-promote from the cluster config counts too, and --force overrides it', () => {
+  const cfg: ClusterConfig = { paused: false, nodes: { db3: { noPromote: true } } };
+  const nodes = [replica('db2', '0-1-10'), replica('db3', '0-1-12')];
+  const c = choice(nodes, { config: cfg });
+  assert.ok(c.ok);
+  assert.equal(c.node, 'db2');
+  assert.equal(c.catchUpFrom, 'db3', 'the behind node catches up from the most advanced one first');
+  const forced = choice(nodes, { config: cfg, force: true });
+  assert.ok(forced.ok);
+  assert.equal(forced.node, 'db3');
+});
+
+test('choose: priority breaks ties; a preferred node that is behind catches up first', () => {
+  const tie = choice([replica('db2', '0-1-12'), replica('db3', '0-1-12', { priority: 5 })]);
+  assert.ok(tie.ok && tie.node === 'db3' && tie.catchUpFrom === null);
+  const behind = choice([replica('db2', '0-1-12'), replica('db3', '0-1-10', { priority: 5 })]);
+  assert.ok(behind.ok);
+  assert.equal(behind.node, 'db3');
+  assert.equal(behind.catchUpFrom, 'db2');
+});
+
+test('choose: refuses when too few nodes answer, unless forced', () => {
+  const c = choice([replica('db2', '0-1-12')], { silent: ['db3'] });
+  assert.ok(!c.ok);
+  assert.match(c.reason, /too few nodes answer .* db3 did not/);
+  assert.ok(choice([replica('db2', '0-1-12')], { silent: ['db3'], force: true }).ok);
+});
+
+test('choose: refuses diverged replicas', () => {
+  const c = choice([replica('db2', '0-1-12,1-2-3'), replica('db3', '0-1-13')]);
+  assert.ok(!c.ok);
+  assert.match(c.reason, /diverged/);
+});
+
+test('choose: an operator-named node that cannot be promoted is refused with its reason', () => {
+  const c = choice([replica('db2', '0-1-12'), replica('db3', '0-1-12', { noPromote: true })], { preferred: 'db3' });
+  assert.ok(!c.ok);
+  assert.match(c.reason, /db3 cannot be promoted: marked no-promote/);
+});
+
+test('major versions compare as major.minor', () => {
+  assert.deepEqual(majorVersion('10.11.6-MariaDB-0+deb12u1'), [10, 11]);
+  assert.deepEqual(majorVersion('8.4.2'), [8, 4]);
+});
+
+// ---- the whole decision, step by step ------------------------------------------------------------
+
+function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterView {
+  return { now: 10_000, members: membersOf(...members), primary: P, epoch: 4, config, bootstrapPrimary: null, currentOp: null, pendingOp: null, timings, ...over };
+}
+
+function op(over: Partial<OpRecord> = {}): OpRecord {
+  return {
+    epoch: 5, kind: 'failover', from: 'db1', to: null, trigger: 'automatic', coordinator: { node: 'db2', revision: '7' },
+    startedAt: 9_500, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null,
+    members: { db1: { health: 'down', gtid: '0-1-10', received: '0-1-10', semiSync: 'source' }, db2: { health: 'up', gtid: '0-1-10', received: '0-1-10', semiSync: 'replica' }, db3: { health: 'up', gtid: '0-1-10', received: '0-1-10', semiSync: 'replica' } },
+    candidates: [], steps: [], ...over,
+  };
+}
+
+const kind = (d: Decision) => d.kind;
+const reason = (d: Decision) => ('reason' in d ? d.reason : '');
+
+test('decide: a failed primary starts a failover', () => {
+  assert.equal(kind(decide(view([deadPrimary, replica('db2', '0-1-10'), replica('db3', '0-1-10')]))), 'failover-start');
+});
+
+test('decide: paused refuses, and the refusal is recorded once', () => {
+  const v = view([deadPrimary, replica('db2', '0-1-10')], { config: { paused: true, nodes: {} } });
+  const d = decide(v);
+  assert.equal(kind(d), 'failover-refused');
+  assert.match(reason(d), /paused/);
+  assert.equal(kind(decide({ ...v, pendingOp: op({ outcome: 'refused', reason: reason(d) }) })), 'none');
+});
+
+test('decide: a second failure inside the anti-flapping window is refused with the reason', () => {
+  const current = op({ epoch: 4, outcome: 'done', endedAt: 9_000 });
+  const d = decide(view([deadPrimary, replica('db2', '0-1-10')], { currentOp: current }));
+  assert.equal(kind(d), 'failover-refused');
+  assert.match(reason(d), /anti-flapping: the last failover \(epoch 4\) ended 1 s ago/);
+  assert.equal(kind(decide(view([deadPrimary, replica('db2', '0-1-10')], { currentOp: current, now: 9_000 + 300_001 }))), 'failover-start');
+});
+
+test('decide: waits for every answering replica to revoke, then fences, then promotes', () => {
+  const running = op();
+  const notYet = [deadPrimary, replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-11')];
+  assert.match(reason(decide(view(notYet, { pendingOp: running }))), /waiting for db3 to stop receiving/);
+  const revoked = [deadPrimary, replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-11', { revokedEpoch: 5 }, 'stopped')];
+  assert.equal(kind(decide(view(revoked, { pendingOp: running }))), 'fence-old');
+  const sqlFailed = op({ steps: [{ name: 'fence over SQL', startedAt: 0, endedAt: 1, outcome: 'failed', detail: 'ECONNREFUSED' }] });
+  assert.match(reason(decide(view(revoked, { pendingOp: sqlFailed }))), /waiting for db1's agent to report its node fenced/);
+  const fenced = [{ ...deadPrimary, fenced: true }, ...revoked.slice(1)];
+  const d = decide(view(fenced, { pendingOp: sqlFailed }));
+  assert.equal(kind(d), 'promote');
+  assert.ok(d.kind === 'promote' && d.node === 'db3' && /reported its node fenced/.test(d.fencedBy));
+});
+
+test('decide: a primary whose agent is gone is fenced over SQL, or counted fenced by its expired lease', () => {
+  const revoked = [replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-10', { revokedEpoch: 5 }, 'stopped')];
+  assert.equal(kind(decide(view(revoked, { pendingOp: op() }))), 'fence-old');
+  const ok = decide(view(revoked, { pendingOp: op({ steps: [{ name: 'fence over SQL', startedAt: 0, endedAt: 1, outcome: 'ok', detail: 'read_only=ON' }] }) }));
+  assert.ok(ok.kind === 'promote' && /fenced db1 over SQL/.test(ok.fencedBy));
+  const failed = decide(view(revoked, { pendingOp: op({ steps: [{ name: 'fence over SQL', startedAt: 0, endedAt: 1, outcome: 'failed', detail: 'timeout' }] }) }));
+  assert.ok(failed.kind === 'promote' && /lease expired/.test(failed.fencedBy));
+});
+
+test('decide: a replica that never answers the revoke makes the failover abort: too few nodes answer', () => {
+  const sqlOk = op({ startedAt: 0, steps: [{ name: 'fence over SQL', startedAt: 0, endedAt: 1, outcome: 'ok', detail: '' }] });
+  const d = decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), member('db3', { health: 'down' }, null)], { pendingOp: sqlOk }));
+  assert.equal(kind(d), 'failover-abort');
+  assert.match(reason(d), /too few nodes answer .* db3/);
+  // db3's key vanished entirely (its agent died too): it is still known from the op record.
+  assert.equal(kind(decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped')], { pendingOp: sqlOk }))), 'failover-abort');
+});
+
+test('decide: a new coordinator resumes a running failover from its record', () => {
+  const revoked = [replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-10', { revokedEpoch: 5 }, 'stopped')];
+  const half = op({ coordinator: { node: 'db3', revision: '3' }, steps: [{ name: 'fence over SQL', startedAt: 0, endedAt: 1, outcome: 'ok', detail: '' }] });
+  assert.equal(kind(decide(view(revoked, { pendingOp: half }))), 'promote');
+});

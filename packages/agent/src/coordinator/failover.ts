@@ -1,0 +1,152 @@
+/**
+ * Automatic failover, decided purely: is the primary failed, may it be replaced, and by whom.
+ * The rules follow DESIGN.md invariants 4, 5, 8 and 9; each has a table test in failover.test.ts.
+ */
+import { errantGtids, gtidContains, mostAdvanced, type ClusterConfig, type CandidateVerdict, type GtidPosition, type MemberState, type OpRecord, type Primary } from '@primacy/common';
+import { positionOf } from './decide.js';
+
+export interface Failure {
+  readonly reason: string;
+}
+
+/**
+ * The primary is failed when its agent is gone (its lease expired, so nobody guards it), or when its
+ * agent has seen the server down for the configured probes and no replica still receives from it.
+ * "Alive but refusing" (1040 and the like) and auth errors never count.
+ */
+export function detectFailure(p: Primary, members: ReadonlyMap<string, MemberState>): Failure | null {
+  const m = members.get(p.node);
+  if (!m) return { reason: `the agent of ${p.node} is gone: its lease expired` };
+  if (m.health !== 'down') return null;
+  const receiving = [...members.values()].filter(
+    (r) => r.node !== p.node && r.server?.replication?.ioState === 'running' && isPointedAt(r, p),
+  );
+  if (receiving.length > 0) return null;
+  return { reason: `${p.node}'s agent sees its server down (${m.error ?? 'no answer'}) and no replica receives from it` };
+}
+
+export function isPointedAt(m: MemberState, p: { host: string; port: number }): boolean {
+  const r = m.server?.replication;
+  return r !== null && r !== undefined && r.sourceHost === p.host && r.sourcePort === p.port;
+}
+
+/** Why an automatic failover may not start now, or null when it may (invariant 9). */
+export function refuseAutomatic(config: ClusterConfig, currentOp: OpRecord | null, now: number, antiFlapMs: number): string | null {
+  if (config.paused) return 'the cluster is paused';
+  const window = config.antiFlapMs ?? antiFlapMs;
+  if (currentOp?.kind === 'failover' && currentOp.outcome === 'done' && currentOp.endedAt !== null && now - currentOp.endedAt < window) {
+    const ago = Math.round((now - currentOp.endedAt) / 1000);
+    return `anti-flapping: the last failover (epoch ${currentOp.epoch}) ended ${ago} s ago, inside the ${Math.round(window / 1000)} s window`;
+  }
+  return null;
+}
+
+export interface ChoiceInput {
+  /** The members that answered the revoke, without the old primary. */
+  readonly answering: readonly MemberState[];
+  /** Nodes known to the cluster, without the old primary, that did not answer. */
+  readonly silent: readonly string[];
+  /** The old primary's last known executed position, if any. */
+  readonly oldPrimaryGtid: GtidPosition | null;
+  readonly config: ClusterConfig;
+  readonly maxLagMs: number;
+  readonly force: boolean;
+  /** An operator's choice; null lets the rules pick. */
+  readonly preferred: string | null;
+}
+
+export type Choice =
+  | { readonly ok: true; readonly node: string; readonly reason: string; readonly catchUpFrom: string | null; readonly verdicts: CandidateVerdict[] }
+  | { readonly ok: false; readonly reason: string; readonly verdicts: CandidateVerdict[] };
+
+/** Major.minor as a number pair, so 10.11 > 10.6 and 8.4 > 8.0. */
+export function majorVersion(version: string): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+function olderMajor(a: [number, number], b: [number, number]): boolean {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+}
+
+/**
+ * The candidate is the replica with the most advanced received GTID position, by exact set
+ * arithmetic (invariant 5), among those the rules allow (invariant 8). Priority breaks ties. A
+ * preferred node that is behind first catches up from the most advanced one.
+ */
+export function chooseCandidate(i: ChoiceInput): Choice {
+  const verdicts = new Map<string, CandidateVerdict>();
+  const received = new Map<string, GtidPosition>();
+  for (const m of i.answering) {
+    const p = positionOf(m, 'received');
+    if (p) received.set(m.node, p);
+  }
+  if (i.silent.length > 0 && !i.force) {
+    return { ok: false, reason: `too few nodes answer to know which is most advanced: ${i.silent.join(', ')} did not`, verdicts: [] };
+  }
+  const usable = i.answering.filter((m) => received.has(m.node));
+  if (usable.length === 0) return { ok: false, reason: 'no replica answered with a readable GTID position', verdicts: [] };
+
+  const newest = usable.map((m) => majorVersion(m.server?.version ?? '')).reduce((a, b) => (olderMajor(a, b) ? b : a));
+  const lags = usable.map((m) => m.server?.lagMs).filter((l): l is number => typeof l === 'number');
+  const minLag = lags.length > 0 ? Math.min(...lags) : 0;
+  const maxLag = i.config.maxLagMs ?? i.maxLagMs;
+
+  for (const m of usable) {
+    const s = m.server!;
+    const pos = received.get(m.node)!;
+    const others = [...received.entries()].filter(([n]) => n !== m.node).map(([, p]) => p);
+    if (i.oldPrimaryGtid) others.push(i.oldPrimaryGtid);
+    const errant = errantGtids(positionOf(m) ?? pos, s, others);
+    const noPromote = m.noPromote || i.config.nodes[m.node]?.noPromote === true;
+    const lag = s.lagMs === null ? null : s.lagMs - minLag;
+    const refusal =
+      errant !== '' ? `errant GTIDs ${errant}`
+      : noPromote ? 'marked no-promote'
+      : !s.logBin ? 'binary log is off'
+      : olderMajor(majorVersion(s.version), newest) ? `older major version ${s.version}`
+      : lag !== null && lag > maxLag ? `lags ${lag} ms behind the others, over the ${maxLag} ms limit`
+      : null;
+    // An operator's --force overrides the rules; the verdict still says what it overrode.
+    const eligible = refusal === null || i.force;
+    verdicts.set(m.node, { node: m.node, gtid: s.gtid.received, eligible, reason: refusal ?? 'eligible' });
+  }
+
+  const all = usable.map((m) => received.get(m.node)!);
+  const best = mostAdvanced(all);
+  if ('diverged' in best && !i.force) {
+    return { ok: false, reason: 'the replicas\' received positions have diverged: none has every transaction', verdicts: [...verdicts.values()] };
+  }
+  const bestNode = 'index' in best ? usable[best.index]!.node : null;
+  const eligible = usable.filter((m) => verdicts.get(m.node)!.eligible);
+  const advanced = (m: MemberState): boolean => bestNode !== null && gtidContains(received.get(m.node)!, received.get(bestNode)!);
+  // Highest priority first; within one priority the most advanced; then by name, so the choice is stable.
+  const ranked = [...eligible].sort(
+    (a, b) => priorityOf(b, i.config) - priorityOf(a, i.config) || Number(advanced(b)) - Number(advanced(a)) || a.node.localeCompare(b.node),
+  );
+  if (i.preferred !== null && !eligible.some((m) => m.node === i.preferred)) {
+    const v = verdicts.get(i.preferred);
+    return { ok: false, reason: v ? `${i.preferred} cannot be promoted: ${v.reason}` : `${i.preferred} did not answer`, verdicts: [...verdicts.values()] };
+  }
+  const pick = i.preferred !== null ? eligible.find((m) => m.node === i.preferred)! : ranked[0];
+  if (!pick) return { ok: false, reason: 'no replica may be promoted', verdicts: finish(verdicts, null, bestNode) };
+  const catchUpFrom = advanced(pick) || bestNode === null ? null : bestNode;
+  const why = catchUpFrom
+    ? `${pick.node} is preferred (priority ${priorityOf(pick, i.config)}); it first catches up from ${catchUpFrom}, the most advanced`
+    : `${pick.node} has the most advanced received GTID position ${pick.server!.gtid.received}` +
+      (ranked.filter(advanced).length > 1 ? `; priority and name broke the tie` : '');
+  return { ok: true, node: pick.node, reason: why, catchUpFrom, verdicts: finish(verdicts, pick.node, bestNode) };
+}
+
+function priorityOf(m: MemberState, config: ClusterConfig): number {
+  return config.nodes[m.node]?.priority ?? m.priority;
+}
+
+/** Verdicts as recorded: why the chosen one won and why each other one did not. */
+function finish(verdicts: Map<string, CandidateVerdict>, chosen: string | null, best: string | null): CandidateVerdict[] {
+  return [...verdicts.values()].map((v) => {
+    if (v.node === chosen) return { ...v, reason: 'chosen' };
+    if (!v.eligible) return v;
+    return { ...v, eligible: true, reason: v.node === best ? 'most advanced, but another was preferred by priority' : 'less advanced or lower priority' };
+  });
+}

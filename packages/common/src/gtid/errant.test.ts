@@ -1,0 +1,28 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { errantGtids } from './errant.js';
+import { parseGtid } from './index.js';
+
+const maria = (t: string) => parseGtid('mariadb', t);
+const mysql = (t: string) => parseGtid('mysql', t);
+const U1 = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
+const U3 = '896e7882-18fe-11ef-ab88-22222d34d411';
+
+test('MariaDB: a local write with the node\'s own server id that nobody has is errant', () => {
+  assert.equal(errantGtids(maria('0-3-101'), { serverId: 3, serverUuid: null }, [maria('0-1-100'), maria('0-1-100')]), '0-3-101');
+});
+
+test('MariaDB: transactions received first from the old primary are not errant', () => {
+  assert.equal(errantGtids(maria('0-1-105'), { serverId: 2, serverUuid: null }, [maria('0-1-100')]), '');
+});
+
+test('MariaDB: a local write that another node also has is not errant', () => {
+  assert.equal(errantGtids(maria('0-3-101'), { serverId: 3, serverUuid: null }, [maria('0-3-101')]), '');
+});
+
+test('MySQL: only the node\'s own uuid counts, and only what others lack', () => {
+  const node = mysql(`${U1}:1-100,\n${U3}:1-2`);
+  assert.equal(errantGtids(node, { serverId: 3, serverUuid: U3.toUpperCase() }, [mysql(`${U1}:1-90`)]), `${U3}:1-2`);
+  assert.equal(errantGtids(node, { serverId: 3, serverUuid: U3 }, [mysql(`${U1}:1-90,${U3}:1-2`)]), '');
+  assert.equal(errantGtids(node, { serverId: 3, serverUuid: U3 }, []), `${U3}:1-2`);
+});

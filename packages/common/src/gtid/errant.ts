@@ -1,0 +1,30 @@
+/**
+ * Errant transactions: ones a node wrote itself that no other node has. Such a node must never be
+ * promoted (invariant 8): its extra writes would replicate everywhere, or break replication.
+ * Transactions it merely received first from the old primary are not errant; they are why the most
+ * advanced replica is chosen.
+ */
+import { mariaMissing } from './mariadb.js';
+import { formatMysqlGtidSet, subtractGtidSets } from './mysql.js';
+import { mergeGtid, type GtidPosition } from './index.js';
+
+export interface ServerIdentity {
+  readonly serverId: number;
+  /** MySQL's server_uuid; null on MariaDB. */
+  readonly serverUuid: string | null;
+}
+
+/** What `node` wrote itself (its own server id / uuid) that none of `others` has; '' when nothing. */
+export function errantGtids(node: GtidPosition, self: ServerIdentity, others: readonly GtidPosition[]): string {
+  const union = others.reduce<GtidPosition | null>((acc, p) => (acc === null ? p : mergeGtid(acc, p)), null);
+  if (node.flavor === 'mariadb') {
+    const rest = union?.flavor === 'mariadb' ? union.list : new Map();
+    return mariaMissing(node.list, rest)
+      .filter((r) => r.server === self.serverId)
+      .map((r) => `${r.domain}-${r.server}-${r.toSeq}`)
+      .join(',');
+  }
+  const uuid = self.serverUuid?.toLowerCase();
+  const missing = union?.flavor === 'mysql' ? subtractGtidSets(node.set, union.set) : node.set;
+  return formatMysqlGtidSet({ entries: missing.entries.filter((e) => e.uuid === uuid) });
+}
