@@ -13,6 +13,7 @@ import { campaign, watchHints } from './etcd/election.js';
 import { LeaseKeeper, withTimeout } from './etcd/lease.js';
 import { ClusterStore, type Campaigner, type ClusterSnapshot } from './etcd/store.js';
 import { startHttpApi, type HttpApi } from './http.js';
+import { fenceNode } from './fencing.js';
 import { createLogger, type Logger } from './log.js';
 import { buildMember, materiallyChanged, type Role } from './member.js';
 import { connectNode } from './node/index.js';
@@ -249,7 +250,7 @@ export class Agent {
     const op = this.snapshot?.pendingOp;
     const failover =
       op && primary && op.kind === 'failover' && op.outcome === 'running' && op.from === primary.node && op.epoch === primary.epoch + 1
-        ? { epoch: op.epoch, from: op.from }
+        ? { epoch: op.epoch, from: op.from, revoke: op.steps.some((s) => s.name === 'fenced') }
         : null;
     return {
       self: this.config.node,
@@ -334,8 +335,7 @@ export class Agent {
   }
 
   private async fence(reason: string): Promise<void> {
-    await this.driver.setReadOnly(true);
-    const killed = await this.driver.killClientSessions();
+    const { killed } = await fenceNode(this.driver);
     this.fenced = true;
     this.counters.fencings += 1;
     this.publishNow = true;
@@ -374,14 +374,12 @@ export class Agent {
       } catch (err) {
         this.etcdFailed(err);
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.config.timings.probeIntervalMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        this.stopping.signal.addEventListener('abort', wake, { once: true });
-      });
+      const wait = new AbortController();
+      wake = () => wait.abort();
+      const onStop = (): void => wait.abort();
+      this.stopping.signal.addEventListener('abort', onStop, { once: true });
+      await sleep(this.config.timings.probeIntervalMs, wait.signal);
+      this.stopping.signal.removeEventListener('abort', onStop);
       wake = null;
     }
   }

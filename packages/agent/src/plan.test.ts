@@ -29,11 +29,12 @@ const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
   ['a replica without replication points at the primary', { server: server({ replication: null, gtid: { executed: '0-1-5', received: '0-1-5' } }) }, 'replicate', /db1 is the primary/],
   ['a replica of the old primary is repointed', { server: server({ replication: replicatingFrom('127.0.0.1', 3303) }) }, 'replicate'],
   ['a stopped IO thread is restarted', { server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }, 'replicate', /stopped/],
-  ['during a failover a replica of the old primary stops receiving from it', { failover: { epoch: 2, from: 'db1' } }, 'revoke', /failover of db1/],
-  ['during a failover a replica still connecting to the dead primary stops too', { failover: { epoch: 2, from: 'db1' }, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'connecting' }) }) }, 'revoke'],
-  ['a revoked IO thread stays stopped', { failover: { epoch: 2, from: 'db1' }, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }, 'none'],
-  ['the old primary\'s agent fences its node while a failover away from it runs', { self: 'db1', failover: { epoch: 2, from: 'db1' }, server: server({ readOnly: false, heartbeatEpoch: 1 }) }, 'fence', /failover away from this node/],
-  ['the old primary\'s agent never re-promotes while a failover away from it runs', { self: 'db1', failover: { epoch: 2, from: 'db1' }, server: server({ readOnly: true }) }, 'none'],
+  ['during a failover a replica of the old primary stops receiving from it', { failover: { epoch: 2, from: 'db1', revoke: true } }, 'revoke', /failover of db1/],
+  ['during a failover a replica still connecting to the dead primary stops too', { failover: { epoch: 2, from: 'db1', revoke: true }, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'connecting' }) }) }, 'revoke'],
+  ['before the old primary is fenced, replicas keep receiving its last transactions', { failover: { epoch: 2, from: 'db1', revoke: false } }, 'none'],
+  ['a revoked IO thread stays stopped', { failover: { epoch: 2, from: 'db1', revoke: true }, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }, 'none'],
+  ['the old primary\'s agent fences its node while a failover away from it runs', { self: 'db1', failover: { epoch: 2, from: 'db1', revoke: true }, server: server({ readOnly: false, heartbeatEpoch: 1 }) }, 'fence', /failover away from this node/],
+  ['the old primary\'s agent never re-promotes while a failover away from it runs', { self: 'db1', failover: { epoch: 2, from: 'db1', revoke: true }, server: server({ readOnly: true }) }, 'none'],
   ['a broken applier is not restarted in a loop', { server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped', sqlRunning: false, lastSqlError: 'Duplicate entry' }) }) }, 'none'],
   ['a node with transactions the primary lacks is marked diverged, never repointed', { server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'diverged', /0-2-12/],
   ['a node already marked diverged stays out', { diverged: true, server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'none'],
@@ -48,7 +49,7 @@ for (const [name, over, kind, reason] of cases) {
 }
 
 test('a replica reports the failover revoked once it no longer receives from the old primary', () => {
-  const f = { epoch: 2, from: 'db1' };
+  const f = { epoch: 2, from: 'db1', revoke: true };
   assert.equal(revokedFor({ ...base, failover: f }), null);
   assert.equal(revokedFor({ ...base, failover: f, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }), 2);
   assert.equal(revokedFor({ ...base, failover: f, server: server({ replication: null }) }), 2);

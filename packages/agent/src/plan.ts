@@ -24,7 +24,7 @@ export interface NodePlanInput {
   /** The agent already found this node diverged from the current primary. */
   readonly diverged: boolean;
   /** A failover away from the current primary is under way (its op record is running). */
-  readonly failover: { readonly epoch: number; readonly from: string } | null;
+  readonly failover: { readonly epoch: number; readonly from: string; readonly revoke: boolean } | null;
 }
 
 const NONE: NodeAction = { kind: 'none' };
@@ -50,7 +50,8 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
   const r = s.replication;
   const pointed = r !== null && r.sourceHost === p.host && r.sourcePort === p.port;
   if (f) {
-    return pointed && r.ioState !== 'stopped'
+    // Until the old primary is fenced, keep receiving: its last transactions must reach the replicas.
+    return f.revoke && pointed && r.ioState !== 'stopped'
       ? { kind: 'revoke', epoch: f.epoch, reason: `failover of ${f.from} (epoch ${f.epoch}): stop receiving from it` }
       : NONE;
   }
@@ -87,6 +88,6 @@ export function errantAgainst(s: NodeState, primaryMember: MemberState | null): 
 /** The failover for which this node no longer receives from the old primary, once that holds. */
 export function revokedFor(i: NodePlanInput): number | null {
   const f = i.failover;
-  if (!f || f.from === i.self || i.server === null) return null;
+  if (!f || !f.revoke || f.from === i.self || i.server === null) return null;
   return planNodeAction(i).kind === 'revoke' ? null : f.epoch;
 }

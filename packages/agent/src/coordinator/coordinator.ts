@@ -8,6 +8,7 @@ import type { Clock } from '../clock.js';
 import { isCoordinator } from '../etcd/election.js';
 import type { Campaigner, ClusterSnapshot, ClusterStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
+import { fenceNode } from '../fencing.js';
 import { connectNode } from '../node/index.js';
 import type { Counters } from '../view.js';
 import { decide, type Decision } from './decide.js';
@@ -103,14 +104,18 @@ export class Coordinator {
       }
       case 'mark-ready': {
         if (!p) return;
-        const ok = await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.primary, value: { ...p, state: 'ready', since: now } }]);
+        const op = snap.currentOp;
+        const finished = op && op.epoch === p.epoch && op.outcome === 'running' ? op : null;
+        // The primary turns ready and its operation ends in one transaction, so nobody sees one without the other.
+        const ok = await store.commitDecision(token, snap.primaryModRevision, [
+          { key: store.keys.primary, value: { ...p, state: 'ready', since: now } },
+          ...(finished
+            ? [{ key: store.keys.op(finished.epoch), value: { ...finished, endedAt: now, outcome: 'done', steps: [...finished.steps, step('ready', finished.steps.at(-1)?.endedAt ?? now, now, 'ok', decision.reason)] } }]
+            : []),
+        ]);
         if (!ok) return;
         log.child({ epoch: p.epoch }).info({ node: p.node, reason: decision.reason }, `${p.node} is the ready primary`);
-        const op = snap.currentOp;
-        if (op && op.epoch === p.epoch && op.outcome === 'running') {
-          await this.record(token, { ...op, endedAt: now, outcome: 'done', steps: [...op.steps, step('ready', op.steps.at(-1)?.endedAt ?? now, now, 'ok', decision.reason)] });
-          this.count(op.kind, 'done');
-        }
+        if (finished) this.count(finished.kind, 'done');
         return;
       }
       case 'failover-refused': {
@@ -125,7 +130,7 @@ export class Coordinator {
         if (!p) return;
         const op: OpRecord = {
           ...this.newOp(snap, token, 'failover', p.epoch + 1, p.node, decision.reason),
-          steps: [step('detect', now, now, 'ok', decision.reason), step('revoke', now, null, 'running', 'replicas stop receiving from the old primary')],
+          steps: [step('detect', now, now, 'ok', decision.reason), step('fence', now, null, 'running', 'the old primary must take no more writes')],
         };
         // Fenced by the election key and by the primary key's revision: a stale view starts nothing.
         const ok = await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.op(op.epoch), value: op }]);
@@ -139,6 +144,14 @@ export class Coordinator {
         const outcome = await this.fenceOverSql(p);
         log.child({ epoch: p.epoch }).warn({ node: p.node, ok: outcome.ok, detail: outcome.detail, reason: decision.reason }, `fencing ${p.node} over SQL`);
         await this.record(token, { ...op, steps: [...op.steps, step('fence over SQL', started, clock.now(), outcome.ok ? 'ok' : 'failed', outcome.detail)] });
+        return;
+      }
+      case 'record-fenced': {
+        const op = snap.pendingOp;
+        if (!op) return;
+        // From this step on, the replicas' agents stop receiving from the old primary (revoke).
+        await this.record(token, { ...op, steps: [...closeRunning(op.steps, now), step('fenced', now, now, 'ok', decision.reason), step('revoke', now, null, 'running', 'replicas stop receiving from the old primary')] });
+        log.warn({ from: decision.from, reason: decision.reason }, `${decision.from} is fenced; revoking`);
         return;
       }
       case 'failover-abort': {
@@ -162,7 +175,7 @@ export class Coordinator {
           catchUpFrom: catchUp?.server ? { node: catchUp.node, host: catchUp.host, port: catchUp.port, gtid: catchUp.server.gtid.received } : null,
           candidates: decision.verdicts,
           members: { ...op.members, ...membersAt(snap) },
-          steps: [...steps, step('fenced', now, now, 'ok', decision.fencedBy), step('choose', now, now, 'ok', decision.reason), step('write primary', now, now, 'ok', `epoch ${op.epoch}, state promoting`)],
+          steps: [...steps, step('choose', now, now, 'ok', decision.reason), step('write primary', now, now, 'ok', `epoch ${op.epoch}, state promoting`)],
         };
         const primary: Primary = { node: m.node, host: m.host, port: m.port, epoch: op.epoch, state: 'promoting', since: now, gtid: s.gtid.received, serverId: s.serverId, serverUuid: s.serverUuid };
         const ok = await store.commitDecision(token, snap.primaryModRevision, [
@@ -184,8 +197,7 @@ export class Coordinator {
       { flavor: c.mysql.flavor, connectTimeoutMs: c.timings.probeTimeoutMs, queryTimeoutMs: c.timings.probeTimeoutMs },
     );
     try {
-      await driver.setReadOnly(true);
-      const killed = await driver.killClientSessions();
+      const { killed } = await fenceNode(driver, 1);
       this.d.counters.fencings += 1;
       return { ok: true, detail: `read_only=ON, ${killed} client sessions killed` };
     } catch (err) {

@@ -40,6 +40,7 @@ export type Decision =
   | { readonly kind: 'failover-refused'; readonly from: string; readonly reason: string }
   | { readonly kind: 'await'; readonly reason: string }
   | { readonly kind: 'fence-old'; readonly from: string; readonly reason: string }
+  | { readonly kind: 'record-fenced'; readonly from: string; readonly reason: string }
   | {
       readonly kind: 'promote';
       readonly node: string;
@@ -146,26 +147,34 @@ function decideFailover(v: ClusterView, p: Primary): Decision {
   return { kind: 'failover-refused', from: p.node, reason };
 }
 
-/** The steps of a failover under way: revoke, fence, choose (invariants 4 and 5). Each is safe to repeat. */
+/**
+ * The steps of a failover under way (invariants 4 and 5), each safe to repeat: fence the old primary,
+ * then revoke (replicas keep receiving until the fence, so they get its last transactions), then choose.
+ */
 function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
   const from = op.from ?? p.node;
   if (p.node !== from || p.epoch + 1 !== op.epoch) return { kind: 'failover-abort', reason: `the primary changed to ${p.node} (epoch ${p.epoch}) during the failover`, verdicts: [] };
-  const answering = [...v.members.values()].filter((m) => m.node !== from && m.health === 'up' && m.server !== null);
-  const revoked = answering.filter((m) => m.revokedEpoch === op.epoch);
-  const waiting = answering.filter((m) => m.revokedEpoch !== op.epoch).map((m) => m.node);
-  const revokeOpen = v.now - op.startedAt < v.timings.revokeWaitMs;
-  if (waiting.length > 0 && revokeOpen) return { kind: 'await', reason: `waiting for ${waiting.join(', ')} to stop receiving from ${from}` };
 
-  const old = v.members.get(from);
-  const sqlFence = op.steps.find((s) => s.name === 'fence over SQL');
-  let fencedBy: string | null = null;
-  if (old?.fenced) fencedBy = `${from}'s agent reported its node fenced`;
-  else if (sqlFence?.outcome === 'ok') fencedBy = `the coordinator fenced ${from} over SQL`;
-  else if (!old && sqlFence) fencedBy = `${from}'s lease expired, so its agent has fenced it or is gone; SQL fencing failed: ${sqlFence.detail}`;
-  if (fencedBy === null) {
+  const fenced = op.steps.find((s) => s.name === 'fenced');
+  if (!fenced) {
+    const old = v.members.get(from);
+    const sqlFence = op.steps.find((s) => s.name === 'fence over SQL');
+    let fencedBy: string | null = null;
+    if (old?.fenced) fencedBy = `${from}'s agent reported its node fenced`;
+    else if (sqlFence?.outcome === 'ok') fencedBy = `the coordinator fenced ${from} over SQL`;
+    else if (!old && sqlFence) fencedBy = `${from}'s lease expired, so its agent has fenced it or is gone; SQL fencing failed: ${sqlFence.detail}`;
+    if (fencedBy !== null) return { kind: 'record-fenced', from, reason: fencedBy };
     if (!sqlFence) return { kind: 'fence-old', from, reason: old ? `${from}'s agent has not reported its node fenced` : `${from} has no agent` };
     return { kind: 'await', reason: `waiting for ${from}'s agent to report its node fenced` };
   }
+
+  const answering = [...v.members.values()].filter((m) => m.node !== from && m.health === 'up' && m.server !== null);
+  const revoked = answering.filter((m) => m.revokedEpoch === op.epoch);
+  const waiting = answering.filter((m) => m.revokedEpoch !== op.epoch).map((m) => m.node);
+  if (waiting.length > 0 && v.now - (fenced.endedAt ?? fenced.startedAt) < v.timings.revokeWaitMs) {
+    return { kind: 'await', reason: `waiting for ${waiting.join(', ')} to stop receiving from ${from}` };
+  }
+  const fencedBy = fenced.detail;
 
   const known = new Set([...Object.keys(op.members), ...v.members.keys()]);
   known.delete(from);

@@ -154,40 +154,46 @@ test('decide: a second failure inside the anti-flapping window is refused with t
   assert.equal(kind(decide(view([deadPrimary, replica('db2', '0-1-10')], { currentOp: current, now: 9_000 + 300_001 }))), 'failover-start');
 });
 
-test('decide: waits for every answering replica to revoke, then fences, then promotes', () => {
-  const running = op();
-  const notYet = [deadPrimary, replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-11')];
-  assert.match(reason(decide(view(notYet, { pendingOp: running }))), /waiting for db3 to stop receiving/);
-  const revoked = [deadPrimary, replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-11', { revokedEpoch: 5 }, 'stopped')];
-  assert.equal(kind(decide(view(revoked, { pendingOp: running }))), 'fence-old');
-  const sqlFailed = op({ steps: [{ name: 'fence over SQL', startedAt: 0, endedAt: 1, outcome: 'failed', detail: 'ECONNREFUSED' }] });
-  assert.match(reason(decide(view(revoked, { pendingOp: sqlFailed }))), /waiting for db1's agent to report its node fenced/);
-  const fenced = [{ ...deadPrimary, fenced: true }, ...revoked.slice(1)];
-  const d = decide(view(fenced, { pendingOp: sqlFailed }));
-  assert.equal(kind(d), 'promote');
-  assert.ok(d.kind === 'promote' && d.node === 'db3' && /reported its node fenced/.test(d.fencedBy));
+const fencedStep = (detail: string) => ({ name: 'fenced', startedAt: 9_600, endedAt: 9_600, outcome: 'ok' as const, detail });
+const sqlStep = (outcome: 'ok' | 'failed', detail = '') => ({ name: 'fence over SQL', startedAt: 9_550, endedAt: 9_560, outcome, detail });
+
+test('decide: fences the old primary first: over SQL, then by its agent\'s report', () => {
+  const replicas = [replica('db2', '0-1-10'), replica('db3', '0-1-11')];
+  assert.equal(kind(decide(view([deadPrimary, ...replicas], { pendingOp: op() }))), 'fence-old');
+  const sqlFailed = op({ steps: [sqlStep('failed', 'ECONNREFUSED')] });
+  assert.match(reason(decide(view([deadPrimary, ...replicas], { pendingOp: sqlFailed }))), /waiting for db1's agent to report its node fenced/);
+  const d = decide(view([{ ...deadPrimary, fenced: true }, ...replicas], { pendingOp: sqlFailed }));
+  assert.equal(kind(d), 'record-fenced');
+  assert.match(reason(d), /reported its node fenced/);
 });
 
 test('decide: a primary whose agent is gone is fenced over SQL, or counted fenced by its expired lease', () => {
-  const revoked = [replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-10', { revokedEpoch: 5 }, 'stopped')];
-  assert.equal(kind(decide(view(revoked, { pendingOp: op() }))), 'fence-old');
-  const ok = decide(view(revoked, { pendingOp: op({ steps: [{ name: 'fence over SQL', startedAt: 0, endedAt: 1, outcome: 'ok', detail: 'read_only=ON' }] }) }));
-  assert.ok(ok.kind === 'promote' && /fenced db1 over SQL/.test(ok.fencedBy));
-  const failed = decide(view(revoked, { pendingOp: op({ steps: [{ name: 'fence over SQL', startedAt: 0, endedAt: 1, outcome: 'failed', detail: 'timeout' }] }) }));
-  assert.ok(failed.kind === 'promote' && /lease expired/.test(failed.fencedBy));
+  const replicas = [replica('db2', '0-1-10'), replica('db3', '0-1-10')];
+  assert.equal(kind(decide(view(replicas, { pendingOp: op() }))), 'fence-old');
+  assert.match(reason(decide(view(replicas, { pendingOp: op({ steps: [sqlStep('ok', 'read_only=ON')] }) }))), /fenced db1 over SQL/);
+  assert.match(reason(decide(view(replicas, { pendingOp: op({ steps: [sqlStep('failed', 'timeout')] }) }))), /lease expired/);
+});
+
+test('decide: once fenced, waits for every answering replica to revoke, then promotes the most advanced', () => {
+  const fenced = op({ steps: [fencedStep('fenced over SQL')] });
+  const notYet = [deadPrimary, replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-11')];
+  assert.match(reason(decide(view(notYet, { pendingOp: fenced }))), /waiting for db3 to stop receiving/);
+  const revoked = [deadPrimary, replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-11', { revokedEpoch: 5 }, 'stopped')];
+  const d = decide(view(revoked, { pendingOp: fenced }));
+  assert.ok(d.kind === 'promote' && d.node === 'db3' && d.fencedBy === 'fenced over SQL', JSON.stringify(d));
 });
 
 test('decide: a replica that never answers the revoke makes the failover abort: too few nodes answer', () => {
-  const sqlOk = op({ startedAt: 0, steps: [{ name: 'fence over SQL', startedAt: 0, endedAt: 1, outcome: 'ok', detail: '' }] });
-  const d = decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), member('db3', { health: 'down' }, null)], { pendingOp: sqlOk }));
+  const fenced = op({ steps: [fencedStep('x')] });
+  const d = decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), member('db3', { health: 'down' }, null)], { pendingOp: fenced, now: 9_600 + 2_001 }));
   assert.equal(kind(d), 'failover-abort');
   assert.match(reason(d), /too few nodes answer .* db3/);
   // db3's key vanished entirely (its agent died too): it is still known from the op record.
-  assert.equal(kind(decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped')], { pendingOp: sqlOk }))), 'failover-abort');
+  assert.equal(kind(decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped')], { pendingOp: fenced }))), 'failover-abort');
 });
 
 test('decide: a new coordinator resumes a running failover from its record', () => {
   const revoked = [replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-10', { revokedEpoch: 5 }, 'stopped')];
-  const half = op({ coordinator: { node: 'db3', revision: '3' }, steps: [{ name: 'fence over SQL', startedAt: 0, endedAt: 1, outcome: 'ok', detail: '' }] });
+  const half = op({ coordinator: { node: 'db3', revision: '3' }, steps: [sqlStep('ok'), fencedStep('fenced over SQL')] });
   assert.equal(kind(decide(view(revoked, { pendingOp: half }))), 'promote');
 });

@@ -1,0 +1,23 @@
+/**
+ * Fencing a node: afterwards it takes no writes from any client (invariants 3 and 4). Sessions are
+ * killed before read_only is set because SET GLOBAL read_only waits for commits in flight, and under
+ * semi-sync a commit whose replicas were revoked waits for the whole semi-sync timeout. They are
+ * killed again after, for any session that slipped in between (MariaDB's SUPER users ignore read_only).
+ */
+import type { NodeDriver } from './node/driver.js';
+
+export async function fenceNode(driver: NodeDriver, attempts = 3): Promise<{ killed: number }> {
+  let killed = 0;
+  let lastError: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      killed += await driver.killClientSessions();
+      await driver.setReadOnly(true);
+      killed += await driver.killClientSessions();
+      return { killed };
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw lastError;
+}

@@ -1,0 +1,361 @@
+import { basename, join } from 'node:path';
+import { Etcd3, type IOptions } from 'etcd3';
+import { freePorts, isAddressInUse, LOOPBACK } from './ports.js';
+import {
+  findExecutable,
+  harnessDir,
+  logTail,
+  onCleanup,
+  removeDir,
+  spawnManaged,
+  type ManagedProcess,
+} from './processes.js';
+import { errorMessage, WaitAborted, waitFor } from './wait.js';
+
+export interface EtcdMember {
+  readonly name: string;
+  /** Client URL, `http://127.0.0.1:PORT`. */
+  readonly endpoint: string;
+  readonly peerUrl: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  /** Pid of the latest start; stays set after the process exits. */
+  readonly pid: number;
+  isRunning(): boolean;
+  /** SIGTERM, wait for the exit. */
+  stop(): Promise<void>;
+  /** SIGKILL, wait for the exit. */
+  kill(): Promise<void>;
+  /** SIGSTOP: the member hangs without closing its connections. */
+  pause(): void;
+  /** SIGCONT. */
+  resume(): void;
+  /**
+   * Restarts with the same data dir and ports, rejoining the cluster. Waits for `/health` (it needs a
+   * leader, so a quorum) unless `waitForHealth` is false, then only until the client port answers.
+   */
+  start(options?: { waitForHealth?: boolean }): Promise<void>;
+}
+
+export interface EtcdCluster {
+  readonly endpoints: string[];
+  readonly members: EtcdMember[];
+  /**
+   * A new etcd3 client for all endpoints, closed by `stop()` and by cleanup. Unary calls get a 5 s
+   * deadline, there is no per-host circuit breaker (see passThroughPolicy), and reconnects back off
+   * for at most 1 s; `options` override each of these.
+   */
+  client(options?: Partial<IOptions>): Etcd3;
+  /** The member that is the raft leader now, as seen by the first member that answers. */
+  leader(): Promise<EtcdMember>;
+  /** Closes the clients, kills the members and removes their data. */
+  stop(): Promise<void>;
+}
+
+export interface EtcdOptions {
+  members: 1 | 3;
+  /** Raft heartbeat; loopback round trips are well under a millisecond. */
+  heartbeatMs?: number;
+  electionTimeoutMs?: number;
+  startTimeoutMs?: number;
+}
+
+const UNARY_DEADLINE_MS = 5_000;
+
+type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
+
+/**
+ * etcd3's default per-host policy is a circuit breaker: after 3 failed attempts (one call with its 3
+ * retries is enough) it refuses every call to that host for 5 s, even once the host is back. Tests
+ * that cut and restore etcd would be blind for those 5 s, so the harness's clients call straight through.
+ * etcd3 only ever calls `execute` on it.
+ */
+function passThroughPolicy(): HostPolicy {
+  const noListeners = () => ({ dispose: () => undefined });
+  return {
+    _altReturn: undefined as never,
+    onSuccess: noListeners,
+    onFailure: noListeners,
+    execute: async (fn, signal) => fn({ signal: signal ?? new AbortController().signal }),
+  };
+}
+const START_ATTEMPTS = 3;
+
+function etcdBinary(): string {
+  return findExecutable('etcd');
+}
+
+async function fetchJson(url: string, init: RequestInit = {}, timeoutMs = 1_000): Promise<unknown> {
+  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+function field(value: unknown, key: string): unknown {
+  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+}
+
+async function isHealthy(endpoint: string): Promise<boolean> {
+  const body = await fetchJson(`${endpoint}/health`);
+  return field(body, 'health') === 'true';
+}
+
+/**
+ * etcd3's `close()` leaves open watchers behind, and its watch manager then retries their stream for
+ * ever, which keeps the process alive. Emptying its (internal) list of watchers makes the next
+ * retry a no-op. Cancelling each watcher instead would wait for a server that may be paused or cut.
+ */
+function forgetWatchers(client: Etcd3): void {
+  const manager: unknown = Reflect.get(client, 'watchManager');
+  if (typeof manager === 'object' && manager !== null && Array.isArray(Reflect.get(manager, 'watchers'))) {
+    Reflect.set(manager, 'watchers', []);
+  }
+}
+
+interface MemberConfig {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+}
+
+class Member implements EtcdMember {
+  readonly endpoint: string;
+  readonly peerUrl: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  private process: ManagedProcess | undefined;
+
+  constructor(
+    private readonly config: MemberConfig,
+    private readonly clusterDir: string,
+    private readonly args: () => string[],
+  ) {
+    this.endpoint = `http://${LOOPBACK}:${config.clientPort}`;
+    this.peerUrl = `http://${LOOPBACK}:${config.peerPort}`;
+    this.dataDir = join(clusterDir, `${config.name}.etcd`);
+    this.logFile = join(clusterDir, `${config.name}.log`);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get pid(): number {
+    if (this.process === undefined) throw new Error(`${this.name} was never started`);
+    return this.process.pid;
+  }
+
+  isRunning(): boolean {
+    return this.process?.isRunning() ?? false;
+  }
+
+  async spawn(): Promise<void> {
+    if (this.isRunning()) throw new Error(`${this.name} is already running`);
+    this.process = await spawnManaged({
+      name: this.name,
+      command: etcdBinary(),
+      args: this.args(),
+      logFile: this.logFile,
+      cwd: this.clusterDir,
+    });
+  }
+
+  /** Waits for `/health` (or only `/version` when a quorum is not expected), failing fast on exit. */
+  async waitReady(timeoutMs: number, waitForHealth = true): Promise<void> {
+    const proc = this.process;
+    if (proc === undefined) throw new Error(`${this.name} was never started`);
+    await waitFor(
+      `etcd member ${this.name} at ${this.endpoint}`,
+      async () => {
+        if (!proc.isRunning()) throw new WaitAborted(`${this.name} exited`);
+        if (!waitForHealth) return (await fetchJson(`${this.endpoint}/version`)) === undefined ? undefined : true;
+        return (await isHealthy(this.endpoint)) ? true : undefined;
+      },
+      { timeoutMs, intervalMs: 50 },
+    );
+  }
+
+  failureReport(reason: unknown): string {
+    return `etcd member ${this.name} did not become ready: ${errorMessage(reason)}\n--- last lines of ${this.logFile}:\n${logTail(this.logFile)}`;
+  }
+
+  async start(options: { waitForHealth?: boolean } = {}): Promise<void> {
+    await this.spawn();
+    try {
+      await this.waitReady(20_000, options.waitForHealth ?? true);
+    } catch (error) {
+      const report = this.failureReport(error);
+      await this.kill();
+      throw new Error(report);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.process?.terminate(10_000);
+  }
+
+  async kill(): Promise<void> {
+    await this.process?.kill();
+  }
+
+  pause(): void {
+    if (this.process === undefined) throw new Error(`${this.name} was never started`);
+    this.process.pause();
+  }
+
+  resume(): void {
+    if (this.process === undefined) throw new Error(`${this.name} was never started`);
+    this.process.resume();
+  }
+}
+
+function memberArgs(member: Member, config: MemberConfig, initialCluster: string, token: string, options: EtcdOptions): string[] {
+  return [
+    `--name=${config.name}`,
+    `--data-dir=${member.dataDir}`,
+    `--listen-client-urls=${member.endpoint}`,
+    `--advertise-client-urls=${member.endpoint}`,
+    `--listen-peer-urls=${member.peerUrl}`,
+    `--initial-advertise-peer-urls=${member.peerUrl}`,
+    // Ignored by etcd once the data dir holds a WAL, so restarts with the same flags rejoin.
+    `--initial-cluster=${initialCluster}`,
+    '--initial-cluster-state=new',
+    `--initial-cluster-token=${token}`,
+    `--heartbeat-interval=${options.heartbeatMs ?? 100}`,
+    `--election-timeout=${options.electionTimeoutMs ?? 1_000}`,
+    '--logger=zap',
+    '--log-outputs=stderr',
+  ];
+}
+
+async function startOnce(options: EtcdOptions): Promise<Cluster> {
+  const count = options.members;
+  const ports = await freePorts(count * 2);
+  const dir = await harnessDir('etcd');
+  const configs: MemberConfig[] = [];
+  for (let i = 0; i < count; i++) {
+    const clientPort = ports[2 * i];
+    const peerPort = ports[2 * i + 1];
+    if (clientPort === undefined || peerPort === undefined) throw new Error('not enough ports');
+    configs.push({ name: `etcd${i + 1}`, clientPort, peerPort });
+  }
+  const initialCluster = configs.map((c) => `${c.name}=http://${LOOPBACK}:${c.peerPort}`).join(',');
+  const token = `primacy-${process.pid}-${basename(dir)}`;
+  const members: Member[] = configs.map((config) => {
+    const member: Member = new Member(config, dir, () => memberArgs(member, config, initialCluster, token, options));
+    return member;
+  });
+  const cluster = new Cluster(members, dir);
+  try {
+    await Promise.all(members.map((m) => m.spawn()));
+    // Members of a new cluster wait for each other, so they are started together and awaited together.
+    await Promise.all(
+      members.map((m) =>
+        m.waitReady(options.startTimeoutMs ?? 20_000).catch((error: unknown) => {
+          throw new StartError(m.failureReport(error), isAddressInUse(logTail(m.logFile, 50)));
+        }),
+      ),
+    );
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+  return cluster;
+}
+
+class StartError extends Error {
+  constructor(
+    message: string,
+    readonly addressInUse: boolean,
+  ) {
+    super(message);
+  }
+}
+
+class Cluster implements EtcdCluster {
+  readonly endpoints: string[];
+  private readonly clients = new Set<Etcd3>();
+  private readonly unregister: () => void;
+  private stopped: Promise<void> | undefined;
+
+  constructor(
+    readonly members: Member[],
+    private readonly dir: string,
+  ) {
+    this.endpoints = members.map((m) => m.endpoint);
+    this.unregister = onCleanup(() => this.closeClients());
+  }
+
+  client(options: Partial<IOptions> = {}): Etcd3 {
+    const client = new Etcd3({
+      hosts: this.endpoints,
+      defaultCallOptions: (context) =>
+        context.isStream ? {} : { deadline: new Date(Date.now() + UNARY_DEADLINE_MS) },
+      faultHandling: { host: () => passThroughPolicy() },
+      // grpc-js shares subchannels between clients and backs off reconnects up to 120 s, so a member
+      // that was down stays unreachable after its restart, even for a new client. Loopback wants neither.
+      grpcOptions: {
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1_000,
+      },
+      ...options,
+    });
+    this.clients.add(client);
+    return client;
+  }
+
+  async leader(): Promise<EtcdMember> {
+    let lastError: unknown = new Error('no member is running');
+    for (const member of this.members) {
+      if (!member.isRunning()) continue;
+      try {
+        const status = await fetchJson(`${member.endpoint}/v3/maintenance/status`, { method: 'POST', body: '{}' });
+        const leaderId = field(status, 'leader');
+        const ownId = field(field(status, 'header'), 'member_id');
+        if (leaderId === undefined || leaderId === '0') throw new Error(`${member.name} sees no leader`);
+        if (leaderId === ownId) return member;
+        const list = await fetchJson(`${member.endpoint}/v3/cluster/member/list`, { method: 'POST', body: '{}' });
+        const entries = field(list, 'members');
+        if (!Array.isArray(entries)) throw new Error('member list without members');
+        const entry: unknown = entries.find((e: unknown) => field(e, 'ID') === leaderId);
+        const name = field(entry, 'name');
+        const found = this.members.find((m) => m.name === name);
+        if (found !== undefined) return found;
+        throw new Error(`leader ${String(leaderId)} is not a member of this cluster`);
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw new Error(`cannot find the etcd leader: ${errorMessage(lastError)}`);
+  }
+
+  private closeClients(): void {
+    for (const client of this.clients) {
+      forgetWatchers(client);
+      client.close();
+    }
+    this.clients.clear();
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.closeClients();
+      this.unregister();
+      await Promise.all(this.members.map((m) => m.kill().catch(() => undefined)));
+      await removeDir(this.dir);
+    })();
+    return this.stopped;
+  }
+}
+
+/** Starts an etcd cluster of real `etcd` processes on free loopback ports and waits until every member is healthy. */
+export async function startEtcd(options: EtcdOptions): Promise<EtcdCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (error) {
+      if (!(error instanceof StartError) || !error.addressInUse || attempt >= START_ATTEMPTS) throw error;
+    }
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * A whole Primacy cluster for failover tests: 3 MariaDB servers (semi-sync AFTER_SYNC by default),
+ * an etcd the caller provides, and one real agent per server; plus the two witnesses every failover
+ * test uses: a writer that records each acknowledged write, and a poller that checks every node's
+ * read_only every 20 ms so that two writable nodes at once cannot go unseen.
+ */
+import type { Etcd3 } from 'etcd3';
+import type { Connection } from 'mysql2/promise';
+import { MemberStateSchema, OpRecordSchema, PrimarySchema, clusterKeys, type ClusterKeys, type MemberState, type OpRecord, type Primary } from '@primacy/common';
+import { APP, startMariaDb, waitFor, type EtcdCluster, type MariaDbCluster, type MariaDbServer } from '../harness/index.js';
+import { startAgent, type AgentOptions, type AgentProcess } from './agents.js';
+
+let clusterCount = 0;
+
+export interface TestCluster {
+  readonly name: string;
+  readonly keys: ClusterKeys;
+  readonly db: MariaDbCluster;
+  readonly etcd: Etcd3;
+  readonly agents: Map<string, AgentProcess>;
+  server(node: string): MariaDbServer;
+  primary(): Promise<Primary | null>;
+  member(node: string): Promise<MemberState | null>;
+  op(epoch: number): Promise<OpRecord | null>;
+  /** Waits for a ready primary, optionally one of a later epoch than `after`. */
+  readyPrimary(options?: { after?: number; timeoutMs?: number; not?: string }): Promise<Primary>;
+  restartAgent(node: string): Promise<AgentProcess>;
+  stop(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  readonly semiSync?: boolean;
+  /** Deep-merged into every agent's config. */
+  readonly agentConfig?: Record<string, unknown>;
+  readonly maxConnections?: number;
+  /** Puts a proxy between each agent and etcd (endpoints per node). */
+  readonly etcdEndpointsFor?: (node: string) => readonly string[];
+}
+
+export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = {}): Promise<TestCluster> {
+  const name = `c${++clusterCount}`;
+  const keys = clusterKeys(name);
+  const semiSync = options.semiSync ?? true;
+  const db = await startMariaDb({ count: 3, primary: null, semiSync, ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}) });
+  const client = etcd.client();
+  const agentOptions = (s: MariaDbServer): AgentOptions => ({
+    cluster: name,
+    node: s.name,
+    etcd: options.etcdEndpointsFor?.(s.name) ?? etcd.endpoints,
+    db: s,
+    config: merge({ bootstrap: { primary: 'db1' }, replication: { semiSync } }, options.agentConfig ?? {}),
+  });
+  const started = await Promise.all(db.servers.map((s) => startAgent(agentOptions(s))));
+  const agents = new Map(started.map((a) => [a.node, a]));
+  const read = async <T>(key: string, parse: (v: unknown) => T): Promise<T | null> => {
+    const raw = await client.get(key).string();
+    return raw === null ? null : parse(JSON.parse(raw));
+  };
+  const cluster: TestCluster = {
+    name,
+    keys,
+    db,
+    etcd: client,
+    agents,
+    server: (node) => db.servers.find((s) => s.name === node)!,
+    primary: () => read(keys.primary, (v) => PrimarySchema.parse(v)),
+    member: (node) => read(keys.member(node), (v) => MemberStateSchema.parse(v)),
+    op: (epoch) => read(keys.op(epoch), (v) => OpRecordSchema.parse(v)),
+    async readyPrimary({ after = 0, timeoutMs = 20_000, not } = {}) {
+      return waitFor(`a ready primary after epoch ${after}`, async () => {
+        const p = await cluster.primary();
+        return p && p.state === 'ready' && p.epoch > after && p.node !== not ? p : undefined;
+      }, { timeoutMs, intervalMs: 20 });
+    },
+    async restartAgent(node) {
+      const a = await startAgent(agentOptions(cluster.server(node)));
+      agents.set(node, a);
+      return a;
+    },
+    async stop() {
+      await Promise.allSettled([...agents.values()].map((a) => a.kill()));
+      await db.stop();
+    },
+  };
+  await cluster.readyPrimary();
+  await db.servers[0]!.query('CREATE TABLE IF NOT EXISTS app.acks (id INT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))', [], { creds: APP });
+  return cluster;
+}
+
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] = isRecord(prev) && isRecord(v) ? merge(prev, v) : v;
+  }
+  return out;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Writes rows as the application user to whichever node etcd names the ready primary, one at a
+ * time, and records each acknowledged id with the time of its acknowledgement.
+ */
+export class Writer {
+  readonly acked = new Map<number, number>();
+  readonly errors: string[] = [];
+  private next = 1;
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  private conn: Connection | null = null;
+  private connNode: string | null = null;
+
+  constructor(private readonly cluster: TestCluster) {}
+
+  start(): this {
+    this.loop = this.run();
+    return this;
+  }
+
+  /** The first acknowledged write at or after `t`, and on which node. */
+  firstAckAfter(t: number): number | null {
+    const times = [...this.acked.values()].filter((a) => a >= t);
+    return times.length > 0 ? Math.min(...times) : null;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const p = await this.cluster.primary();
+        if (!p || p.state !== 'ready') {
+          await pause(10);
+          continue;
+        }
+        if (this.connNode !== p.node || !this.conn) {
+          this.conn?.destroy();
+          this.conn = await this.cluster.server(p.node).connect(APP, { connectTimeout: 1000 });
+          this.connNode = p.node;
+        }
+        const id = this.next++;
+        await this.conn.query({ sql: 'INSERT INTO app.acks (id) VALUES (?)', timeout: 15_000 }, [id]);
+        this.acked.set(id, Date.now());
+      } catch (err) {
+        this.errors.push(err instanceof Error ? err.message : String(err));
+        this.conn?.destroy();
+        this.conn = null;
+        this.connNode = null;
+        await pause(20);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    this.conn?.destroy();
+  }
+}
+
+/** Polls every node's read_only every ~20 ms and records any moment when two nodes were writable. */
+export class WritableWatch {
+  readonly violations: string[] = [];
+  samples = 0;
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  private readonly conns = new Map<string, Connection>();
+
+  constructor(private readonly cluster: TestCluster) {}
+
+  start(): this {
+    this.loop = this.run();
+    return this;
+  }
+
+  private async readOnly(s: MariaDbServer): Promise<boolean | null> {
+    try {
+      let c = this.conns.get(s.name);
+      if (!c) {
+        c = await s.connect(undefined, { connectTimeout: 200 });
+        this.conns.set(s.name, c);
+      }
+      const [rows] = await c.query({ sql: 'SELECT @@global.read_only AS ro', timeout: 200 });
+      return (rows as Array<{ ro: number }>)[0]?.ro === 1;
+    } catch {
+      this.conns.get(s.name)?.destroy();
+      this.conns.delete(s.name);
+      return null; // down or paused: not writable as far as any client can tell
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const flags = await Promise.all(this.cluster.db.servers.map(async (s) => [s.name, await this.readOnly(s)] as const));
+      this.samples += 1;
+      const writable = flags.filter(([, ro]) => ro === false).map(([n]) => n);
+      if (writable.length > 1) this.violations.push(`${new Date().toISOString()} writable at once: ${writable.join(', ')}`);
+      await pause(20);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+    for (const c of this.conns.values()) c.destroy();
+  }
+}
+
+/** Every acknowledged id is on `node` (after it has applied everything it has). */
+export async function missingAcks(cluster: TestCluster, node: string, acked: Iterable<number>): Promise<number[]> {
+  const rows = await cluster.server(node).query<{ id: number }>('SELECT id FROM app.acks');
+  const have = new Set(rows.map((r) => r.id));
+  return [...acked].filter((id) => !have.has(id));
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
