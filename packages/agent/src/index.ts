@@ -1,3 +1,4 @@
 export { Agent } from './agent.js';
 export { AGENT_VERSION } from './version.js';
 export type { AgentView } from './view.js';
+export { resilientEtcdOptions } from './etcd/connect.js';

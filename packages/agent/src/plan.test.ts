@@ -37,6 +37,10 @@ const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
   ['the old primary\'s agent never re-promotes while a failover away from it runs', { self: 'db1', failover: { epoch: 2, from: 'db1', revoke: true }, server: server({ readOnly: true }) }, 'none'],
   ['a broken applier is not restarted in a loop', { server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped', sqlRunning: false, lastSqlError: 'Duplicate entry' }) }) }, 'none'],
   ['a node with transactions the primary lacks is marked diverged, never repointed', { server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'diverged', /0-2-12/],
+  ['a demoted primary whose late write the new primary lacks is diverged, though its position looks behind', {
+    server: server({ replication: null, gtid: { executed: '0-1-101', received: '0-1-101', binlogState: '0-1-101' } }),
+    primaryMember: member('db1', {}, { readOnly: false, gtid: { executed: '0-2-150', received: '0-2-150', binlogState: '0-1-100,0-2-150' } }),
+  }, 'diverged', /0-1-101/],
   ['a node already marked diverged stays out', { diverged: true, server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'none'],
 ];
 

@@ -2,7 +2,7 @@
  * What an agent does to its own node, decided purely from what it observes and what etcd says.
  * The agent re-reads etcd linearizably before carrying out anything but `none` (invariant 6).
  */
-import { gtidContains, gtidMissing, parseGtid, type MemberState, type NodeState, type Primary } from '@primacy/common';
+import { gtidContains, gtidMissing, mariaStateMissing, parseGtid, type MemberState, type NodeState, type Primary } from '@primacy/common';
 
 export type NodeAction =
   | { readonly kind: 'none' }
@@ -74,6 +74,13 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
 export function errantAgainst(s: NodeState, primaryMember: MemberState | null): string | null {
   const ps = primaryMember?.server;
   if (!ps || ps.flavor !== s.flavor) return null;
+  if (s.gtid.binlogState !== undefined && ps.gtid.binlogState !== undefined) {
+    try {
+      return mariaStateMissing(s.gtid.binlogState, ps.gtid.binlogState) || null;
+    } catch {
+      return null;
+    }
+  }
   let mine, theirs;
   try {
     mine = parseGtid(s.flavor, s.gtid.executed);

@@ -41,6 +41,8 @@ export const GtidStateSchema = z.object({
   received: z.string(),
   /** MariaDB's own positions, kept as the server prints them. */
   binlogPos: z.string().optional(),
+  /** MariaDB's `gtid_binlog_state`: the last GTID of every (domain, server) pair in the binlog, which shows a divergence that positions hide. */
+  binlogState: z.string().optional(),
   slavePos: z.string().optional(),
   currentPos: z.string().optional(),
   ioPos: z.string().optional(),

@@ -24,6 +24,9 @@ export interface LeaseKeeperEvents {
   etcdOk: [];
 }
 
+/** After a failed keepalive, try again soon (another member may answer) rather than a whole interval later. */
+const RETRY_MS = 150;
+
 export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private lease: Lease | null = null;
   private leaseId: string | null = null;
@@ -59,6 +62,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   /** Runs until stop(): grants, renews, and re-grants after a loss, with backoff while etcd is away. */
   async run(): Promise<void> {
     let backoffMs = 100;
+    let renewed = true;
     while (!this.stopped) {
       if (this.lease === null) {
         if (await this.grant()) backoffMs = 100;
@@ -68,8 +72,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
         }
         continue;
       }
-      await this.pause(this.renewIntervalMs());
-      if (this.lease !== null && !this.stopped) await this.renew(this.lease);
+      await this.pause(renewed ? this.renewIntervalMs() : RETRY_MS);
+      if (this.lease !== null && !this.stopped) renewed = await this.renew(this.lease);
     }
   }
 
@@ -101,17 +105,20 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     }
   }
 
-  private async renew(lease: Lease): Promise<void> {
+  /** True when etcd acknowledged the keepalive. */
+  private async renew(lease: Lease): Promise<boolean> {
     const sentAt = this.clock.now();
     try {
       const res = await withTimeout(lease.keepaliveOnce({ deadline: sentAt + this.options.callTimeoutMs }), this.options.callTimeoutMs);
-      if (lease !== this.lease) return;
+      if (lease !== this.lease) return true;
       this.extendDeadline(sentAt, Number(res.TTL));
       this.emit('etcdOk');
+      return true;
     } catch (err) {
-      if (lease !== this.lease) return;
+      if (lease !== this.lease) return true;
       if (err instanceof EtcdLeaseInvalidError) this.expire('etcd says the lease is gone');
       else this.emit('etcdError', err);
+      return false;
     }
   }
 
@@ -135,6 +142,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.leaseId = null;
     this.deadlineMs = 0;
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    // Best effort: once etcd answers again, the stale member and election keys go at once, not a TTL later.
+    void withTimeout(lease.revoke(), this.options.callTimeoutMs * 5).catch(() => undefined);
     lease.release();
     this.emit('expired', reason);
     this.wake?.();

@@ -39,7 +39,7 @@ describe('parseMariaDbState on recorded MariaDB 10.11 rows', () => {
       readOnly: false,
       superReadOnly: null,
       logBin: true,
-      gtid: { executed: '0-1-16', received: '0-1-16', binlogPos: '0-1-16', slavePos: '', currentPos: '0-1-16' },
+      gtid: { executed: '0-1-16', received: '0-1-16', binlogPos: '0-1-16', binlogState: '0-1-16', slavePos: '', currentPos: '0-1-16' },
       replication: null,
       lagMs: null,
       heartbeatEpoch: 3,
@@ -58,7 +58,7 @@ describe('parseMariaDbState on recorded MariaDB 10.11 rows', () => {
       readOnly: true,
       superReadOnly: null,
       logBin: true,
-      gtid: { executed: '0-1-16', received: '0-1-16', binlogPos: '0-1-16', slavePos: '0-1-16', currentPos: '0-1-16', ioPos: '0-1-16' },
+      gtid: { executed: '0-1-16', received: '0-1-16', binlogPos: '0-1-16', binlogState: '0-1-16', slavePos: '0-1-16', currentPos: '0-1-16', ioPos: '0-1-16' },
       replication: {
         sourceHost: '127.0.0.1',
         sourcePort: 23301,

@@ -34,7 +34,8 @@ export function mariaDbProbeSql(heartbeatColumns: string): string {
     .join(', ');
   return (
     'SELECT @@GLOBAL.version AS version, @@GLOBAL.server_id AS server_id, @@GLOBAL.read_only AS read_only, ' +
-    '@@GLOBAL.log_bin AS log_bin, @@GLOBAL.gtid_binlog_pos AS gtid_binlog_pos, @@GLOBAL.gtid_slave_pos AS gtid_slave_pos, ' +
+    '@@GLOBAL.log_bin AS log_bin, @@GLOBAL.gtid_binlog_pos AS gtid_binlog_pos, @@GLOBAL.gtid_binlog_state AS gtid_binlog_state, ' +
+    '@@GLOBAL.gtid_slave_pos AS gtid_slave_pos, ' +
     '@@GLOBAL.gtid_current_pos AS gtid_current_pos, @@GLOBAL.rpl_semi_sync_master_enabled AS semi_sync_master_enabled, ' +
     '@@GLOBAL.rpl_semi_sync_slave_enabled AS semi_sync_slave_enabled, @@GLOBAL.max_connections AS max_connections, ' +
     `status.*, ${heartbeatColumns} ` +
@@ -107,6 +108,7 @@ export function parseMariaDbState(probe: Row, replica: Row | null): NodeState {
       executed: formatGtid(executed),
       received: formatGtid(received),
       binlogPos,
+      binlogState: readText(probe, 'gtid_binlog_state'),
       slavePos,
       currentPos,
       ...(ioPos === null ? {} : { ioPos }),

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { errantGtids } from './errant.js';
+import { errantGtids, mariaStateMissing } from './errant.js';
 import { parseGtid } from './index.js';
 
 const maria = (t: string) => parseGtid('mariadb', t);
@@ -25,4 +25,13 @@ test('MySQL: only the node\'s own uuid counts, and only what others lack', () =>
   assert.equal(errantGtids(node, { serverId: 3, serverUuid: U3.toUpperCase() }, [mysql(`${U1}:1-90`)]), `${U3}:1-2`);
   assert.equal(errantGtids(node, { serverId: 3, serverUuid: U3 }, [mysql(`${U1}:1-90,${U3}:1-2`)]), '');
   assert.equal(errantGtids(node, { serverId: 3, serverUuid: U3 }, []), `${U3}:1-2`);
+});
+
+test('MariaDB binlog state shows a demoted primary\'s late writes that positions hide', () => {
+  // db1 wrote 0-1-101 after it was cut off; db2 was promoted at 0-1-100 and went on to 0-2-150.
+  assert.equal(mariaStateMissing('0-1-101', '0-1-100,0-2-150'), '0-1-101');
+  assert.equal(mariaStateMissing('0-1-100', '0-1-100,0-2-150'), '');
+  assert.equal(mariaStateMissing('0-1-100,0-2-140', '0-2-150,0-1-100'), '');
+  assert.equal(mariaStateMissing('', '0-1-1'), '');
+  assert.equal(mariaStateMissing('0-1-5,1-3-2', '0-1-5'), '1-3-2');
 });

@@ -4,7 +4,7 @@
  * Transactions it merely received first from the old primary are not errant; they are why the most
  * advanced replica is chosen.
  */
-import { mariaMissing } from './mariadb.js';
+import { mariaMissing, parseMariaGtidList } from './mariadb.js';
 import { formatMysqlGtidSet, subtractGtidSets } from './mysql.js';
 import { mergeGtid, type GtidPosition } from './index.js';
 
@@ -27,4 +27,24 @@ export function errantGtids(node: GtidPosition, self: ServerIdentity, others: re
   const uuid = self.serverUuid?.toLowerCase();
   const missing = union?.flavor === 'mysql' ? subtractGtidSets(node.set, union.set) : node.set;
   return formatMysqlGtidSet({ entries: missing.entries.filter((e) => e.uuid === uuid) });
+}
+
+/**
+ * What a MariaDB `gtid_binlog_state` has that another lacks: for each (domain, server) pair, a last
+ * GTID the other does not reach. Positions keep only the last GTID per domain, so a demoted primary's
+ * own late writes (0-1-101) look "behind" a new primary at 0-2-150; the state shows them.
+ */
+export function mariaStateMissing(mine: string, theirs: string): string {
+  const pairs = (text: string) => {
+    const out = new Map<string, { domain: number; server: number; seq: bigint }>();
+    for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+      for (const [domain, g] of parseMariaGtidList(part)) out.set(`${domain}-${g.server}`, { domain, server: g.server, seq: g.seq });
+    }
+    return out;
+  };
+  const have = pairs(theirs);
+  return [...pairs(mine).values()]
+    .filter((g) => (have.get(`${g.domain}-${g.server}`)?.seq ?? 0n) < g.seq)
+    .map((g) => `${g.domain}-${g.server}-${g.seq}`)
+    .join(',');
 }
