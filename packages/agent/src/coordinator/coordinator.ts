@@ -154,6 +154,13 @@ export class Coordinator {
         log.warn({ from: decision.from, reason: decision.reason }, `${decision.from} is fenced; revoking`);
         return;
       }
+      case 'note-diverged': {
+        const op = snap.currentOp;
+        if (!op) return;
+        await this.record(token, { ...op, steps: [...op.steps, step(`diverged ${decision.node}`, now, now, 'failed', decision.reason)] });
+        log.warn({ node: decision.node, reason: decision.reason }, `${decision.node} has diverged and stays out of rotation`);
+        return;
+      }
       case 'failover-abort': {
         const op = snap.pendingOp;
         if (!op) return;
@@ -171,6 +178,7 @@ export class Coordinator {
         const steps = closeRunning(op.steps, now);
         const next: OpRecord = {
           ...op,
+          coordinator: { node: this.d.config.node, revision: token.createRevision },
           to: m.node,
           catchUpFrom: catchUp?.server ? { node: catchUp.node, host: catchUp.host, port: catchUp.port, gtid: catchUp.server.gtid.received } : null,
           candidates: decision.verdicts,
@@ -227,9 +235,10 @@ export class Coordinator {
     };
   }
 
+  /** Writes the op record, naming this coordinator: a record resumed by a new coordinator says so. */
   private async record(token: Campaigner, op: OpRecord): Promise<void> {
     await this.d.store
-      .recordFenced(token, this.d.store.keys.op(op.epoch), op)
+      .recordFenced(token, this.d.store.keys.op(op.epoch), { ...op, coordinator: { node: this.d.config.node, revision: token.createRevision } })
       .catch((err: unknown) => this.d.log.warn({ err: describeError(err) }, 'could not record the operation'));
   }
 

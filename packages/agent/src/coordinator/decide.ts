@@ -41,6 +41,7 @@ export type Decision =
   | { readonly kind: 'await'; readonly reason: string }
   | { readonly kind: 'fence-old'; readonly from: string; readonly reason: string }
   | { readonly kind: 'record-fenced'; readonly from: string; readonly reason: string }
+  | { readonly kind: 'note-diverged'; readonly node: string; readonly reason: string }
   | {
       readonly kind: 'promote';
       readonly node: string;
@@ -138,7 +139,7 @@ export function positionOf(m: MemberState, which: 'executed' | 'received' = 'exe
 /** A ready primary: is it failed, and may an automatic failover start (invariant 9)? */
 function decideFailover(v: ClusterView, p: Primary): Decision {
   const failure = detectFailure(p, v.members);
-  if (!failure) return NONE;
+  if (!failure) return noteDiverged(v);
   const refusal = refuseAutomatic(v.config, v.currentOp, v.now, v.timings.antiFlapMs);
   if (refusal === null) return { kind: 'failover-start', from: p.node, reason: failure.reason };
   const reason = `${failure.reason}; failover refused: ${refusal}`;
@@ -201,4 +202,15 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
   });
   if (!choice.ok) return { kind: 'failover-abort', reason: choice.reason, verdicts: choice.verdicts };
   return { kind: 'promote', node: choice.node, catchUpFrom: choice.catchUpFrom, fencedBy, reason: choice.reason, verdicts: choice.verdicts };
+}
+
+/** A member that found itself diverged from this epoch's primary is named, with its extra GTIDs, in the epoch's record. */
+function noteDiverged(v: ClusterView): Decision {
+  const op = v.currentOp;
+  if (!op) return NONE;
+  for (const m of v.members.values()) {
+    if (m.errant === null || op.steps.some((s) => s.name === `diverged ${m.node}`)) continue;
+    return { kind: 'note-diverged', node: m.node, reason: `${m.node} has transactions ${v.primary?.node ?? 'the primary'} lacks: ${m.errant}; it stays out of rotation until an operator rejoins it` };
+  }
+  return NONE;
 }

@@ -56,6 +56,15 @@ test('choose: a node with errant GTIDs is never chosen', () => {
   assert.match(c.verdicts.find((v) => v.node === 'db3')?.reason ?? '', /errant GTIDs 0-3-11/);
 });
 
+test('choose: an errant node is not a source to catch up from either, even when it looks most advanced', () => {
+  // db3 wrote 9-3-1 in a domain of its own: positionally it contains db2, but copying from it would spread the errant write.
+  const errant = member('db3', {}, { serverId: 3, replication: fromDb1({ ioState: 'stopped' }), gtid: { executed: '0-1-12,9-3-1', received: '0-1-12,9-3-1' }, lagMs: 0 });
+  const c = choice([replica('db2', '0-1-12'), errant]);
+  assert.ok(c.ok);
+  assert.equal(c.node, 'db2');
+  assert.equal(c.catchUpFrom, null);
+});
+
 test('choose: no-promote, binlog off, older major version and lag each exclude', () => {
   const cases: Array<[MemberState, RegExp]> = [
     [replica('db3', '0-1-12', { noPromote: true }), /no-promote/],
@@ -100,7 +109,7 @@ test('choose: refuses when too few nodes answer, unless forced', () => {
 });
 
 test('choose: refuses diverged replicas', () => {
-  const c = choice([replica('db2', '0-1-12,1-2-3'), replica('db3', '0-1-13')]);
+  const c = choice([replica('db2', '0-1-12,1-5-3'), replica('db3', '0-1-13')]);
   assert.ok(!c.ok);
   assert.match(c.reason, /diverged/);
 });
@@ -196,4 +205,15 @@ test('decide: a new coordinator resumes a running failover from its record', () 
   const revoked = [replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-10', { revokedEpoch: 5 }, 'stopped')];
   const half = op({ coordinator: { node: 'db3', revision: '3' }, steps: [sqlStep('ok'), fencedStep('fenced over SQL')] });
   assert.equal(kind(decide(view(revoked, { pendingOp: half }))), 'promote');
+});
+
+test('decide: a diverged member is named with its extra GTIDs in the epoch\'s record, once', () => {
+  const current = op({ epoch: 4, outcome: 'done', endedAt: 1 });
+  const healthy = member('db1', {}, { readOnly: false, heartbeatEpoch: 4 });
+  const diverged = member('db3', { errant: '0-3-11', role: 'diverged' });
+  const d = decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), diverged], { currentOp: current }));
+  assert.equal(kind(d), 'note-diverged');
+  assert.match(reason(d), /db3 has transactions db1 lacks: 0-3-11/);
+  const noted = { ...current, steps: [{ name: 'diverged db3', startedAt: 1, endedAt: 1, outcome: 'failed' as const, detail: '' }] };
+  assert.equal(kind(decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), diverged], { currentOp: noted }))), 'none');
 });

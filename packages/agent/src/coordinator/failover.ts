@@ -112,12 +112,14 @@ export function chooseCandidate(i: ChoiceInput): Choice {
     verdicts.set(m.node, { node: m.node, gtid: s.gtid.received, eligible, reason: refusal ?? 'eligible' });
   }
 
-  const all = usable.map((m) => received.get(m.node)!);
-  const best = mostAdvanced(all);
+  // A node with errant GTIDs is neither a candidate nor a source to catch up from: its extra writes would spread.
+  const sources = usable.filter((m) => !verdicts.get(m.node)!.reason.startsWith('errant'));
+  if (sources.length === 0) return { ok: false, reason: 'every replica that answered has errant GTIDs', verdicts: [...verdicts.values()] };
+  const best = mostAdvanced(sources.map((m) => received.get(m.node)!));
   if ('diverged' in best && !i.force) {
     return { ok: false, reason: 'the replicas\' received positions have diverged: none has every transaction', verdicts: [...verdicts.values()] };
   }
-  const bestNode = 'index' in best ? usable[best.index]!.node : null;
+  const bestNode = 'index' in best ? sources[best.index]!.node : null;
   const eligible = usable.filter((m) => verdicts.get(m.node)!.eligible);
   const advanced = (m: MemberState): boolean => bestNode !== null && gtidContains(received.get(m.node)!, received.get(bestNode)!);
   // Highest priority first; within one priority the most advanced; then by name, so the choice is stable.
