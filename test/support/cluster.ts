@@ -22,6 +22,8 @@ export interface TestCluster {
   primary(): Promise<Primary | null>;
   member(node: string): Promise<MemberState | null>;
   op(epoch: number): Promise<OpRecord | null>;
+  /** The node whose election key is oldest. */
+  coordinator(): Promise<string | null>;
   /** Waits for a ready primary, optionally one of a later epoch than `after`. */
   readyPrimary(options?: { after?: number; timeoutMs?: number; not?: string }): Promise<Primary>;
   restartAgent(node: string): Promise<AgentProcess>;
@@ -35,6 +37,8 @@ export interface ClusterOptions {
   readonly maxConnections?: number;
   /** Puts a proxy between each agent and etcd (endpoints per node). */
   readonly etcdEndpointsFor?: (node: string) => readonly string[];
+  /** Starts this node's agent first, so that it wins the election and coordinates. */
+  readonly coordinator?: string;
 }
 
 export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = {}): Promise<TestCluster> {
@@ -50,8 +54,13 @@ export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = 
     db: s,
     config: merge({ bootstrap: { primary: 'db1' }, replication: { semiSync } }, options.agentConfig ?? {}),
   });
-  const started = await Promise.all(db.servers.map((s) => startAgent(agentOptions(s))));
-  const agents = new Map(started.map((a) => [a.node, a]));
+  const first = db.servers.find((s) => s.name === options.coordinator);
+  const leader = first ? [await startAgent(agentOptions(first))] : [];
+  if (first) {
+    await waitFor(`${first.name} to campaign`, async () => (Object.keys(await client.getAll().prefix(`${keys.election}/`).strings()).length > 0 ? true : undefined));
+  }
+  const rest = await Promise.all(db.servers.filter((s) => s !== first).map((s) => startAgent(agentOptions(s))));
+  const agents = new Map([...leader, ...rest].map((a) => [a.node, a]));
   const read = async <T>(key: string, parse: (v: unknown) => T): Promise<T | null> => {
     const raw = await client.get(key).string();
     return raw === null ? null : parse(JSON.parse(raw));
@@ -66,6 +75,10 @@ export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = 
     primary: () => read(keys.primary, (v) => PrimarySchema.parse(v)),
     member: (node) => read(keys.member(node), (v) => MemberStateSchema.parse(v)),
     op: (epoch) => read(keys.op(epoch), (v) => OpRecordSchema.parse(v)),
+    async coordinator() {
+      const res = await client.getAll().prefix(`${keys.election}/`).sort('Create', 'Ascend').limit(1).strings();
+      return Object.values(res)[0] ?? null;
+    },
     async readyPrimary({ after = 0, timeoutMs = 20_000, not } = {}) {
       return waitFor(`a ready primary after epoch ${after}`, async () => {
         const p = await cluster.primary();
@@ -83,6 +96,10 @@ export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = 
     },
   };
   await cluster.readyPrimary();
+  if (first) {
+    const coordinator = await cluster.coordinator();
+    if (coordinator !== first.name) throw new Error(`${first.name} was started first but ${coordinator} coordinates`);
+  }
   await db.servers[0]!.query('CREATE TABLE IF NOT EXISTS app.acks (id INT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))', [], { creds: APP });
   return cluster;
 }

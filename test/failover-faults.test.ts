@@ -1,0 +1,145 @@
+/**
+ * Failover under harder faults (issue 4): the coordinator dies mid-failover, a replica holds an
+ * errant transaction, the old primary returns diverged, and etcd stops entirely. The same witnesses
+ * as failover.test.ts: no acknowledged write lost, never two writable nodes.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cleanupAll, startEtcd, waitFor, type EtcdCluster } from './harness/index.js';
+import { Writer, WritableWatch, missingAcks, startCluster, type ClusterOptions, type TestCluster } from './support/cluster.js';
+
+let etcd: EtcdCluster;
+
+before(async () => {
+  etcd = await startEtcd({ members: 3 });
+});
+
+after(async () => {
+  await cleanupAll();
+});
+
+interface Run {
+  readonly c: TestCluster;
+  readonly writer: Writer;
+  readonly watch: WritableWatch;
+}
+
+async function running(options: ClusterOptions = {}): Promise<Run> {
+  const c = await startCluster(etcd, options);
+  const writer = new Writer(c).start();
+  const watch = new WritableWatch(c).start();
+  await waitFor('the writer to get acknowledgements', () => (writer.acked.size >= 20 ? true : undefined), { timeoutMs: 10_000 });
+  return { c, writer, watch };
+}
+
+async function finish({ c, writer, watch }: Run): Promise<void> {
+  await writer.stop();
+  await watch.stop();
+  assert.deepEqual(watch.violations, [], 'two nodes were never writable at once');
+  const p = await c.primary();
+  assert.ok(p, 'a primary exists');
+  const missing = await missingAcks(c, p.node, writer.acked.keys());
+  assert.deepEqual(missing, [], `no acknowledged write is lost (${writer.acked.size} acknowledged)`);
+  await c.stop();
+}
+
+const readOnly = async (c: TestCluster, node: string): Promise<boolean> =>
+  (await c.server(node).query<{ ro: number }>('SELECT @@global.read_only AS ro'))[0]?.ro === 1;
+
+describe('failover under harder faults', () => {
+  test('the coordinator dies in the middle of a failover: the next one resumes it from its record', async () => {
+    const run = await running({ coordinator: 'db2' });
+    const { c } = run;
+    const old = (await c.primary())!;
+    assert.equal(old.node, 'db1');
+    const watcher = await c.etcd.watch().key(c.keys.op(old.epoch + 1)).create();
+    const opStarted = new Promise<number>((resolve) => watcher.on('put', () => resolve(Date.now())));
+    await c.server('db1').kill();
+    const startedAt = await opStarted;
+    await c.agents.get('db2')!.kill();
+    await watcher.cancel();
+    // Its service manager restarts it; the op must not wait for its old lease to be forgotten to be safe.
+    await c.restartAgent('db2');
+    const p = await c.readyPrimary({ after: old.epoch, timeoutMs: 30_000 });
+    assert.notEqual(p.node, 'db1');
+    const op = (await c.op(p.epoch))!;
+    assert.equal(op.outcome, 'done');
+    assert.ok(op.startedAt <= startedAt, 'the same operation was resumed, not started again');
+    assert.equal(op.coordinator.node, 'db3', `finished by the next coordinator: ${JSON.stringify(op.coordinator)}`);
+    assert.equal(op.steps.filter((s) => s.name === 'write primary').length, 1, 'the promotion was written once');
+    await finish(run);
+  });
+
+  test('a replica with an errant transaction is never chosen', async () => {
+    const run = await running();
+    const { c } = run;
+    const old = (await c.primary())!;
+    // A write straight on db3 (SUPER ignores read_only on MariaDB), in a domain of its own so replication goes on.
+    const conn = await c.server('db3').connect();
+    await conn.query('SET SESSION gtid_domain_id = 9');
+    await conn.query('CREATE TABLE app.errant (id INT PRIMARY KEY)');
+    conn.destroy();
+    await waitFor('db3 to publish its errant GTID', async () => ((await c.member('db3'))?.server?.gtid.executed.includes('9-3-') ? true : undefined), { timeoutMs: 10_000 });
+    await c.server(old.node).kill();
+    const p = await c.readyPrimary({ after: old.epoch });
+    assert.equal(p.node, 'db2');
+    const op = (await c.op(p.epoch))!;
+    const db3 = op.candidates.find((v) => v.node === 'db3');
+    assert.match(db3?.reason ?? '', /errant GTIDs 9-3-1/);
+    assert.equal(db3?.eligible, false);
+    assert.equal((await c.server('db2').query('SHOW TABLES FROM app LIKE \'errant\'')).length, 0, 'the errant write did not spread');
+    await finish(run);
+  });
+
+  test('the old primary comes back with a transaction the new primary lacks: marked diverged, never rejoined', async () => {
+    const run = await running();
+    const { c } = run;
+    const old = (await c.primary())!;
+    await c.agents.get(old.node)!.kill();
+    const p = await c.readyPrimary({ after: old.epoch });
+    // A write that slipped onto the fenced old primary (a SUPER session ignores read_only on MariaDB),
+    // with semi-sync off there, since no replica would acknowledge it.
+    await c.server(old.node).query('SET GLOBAL rpl_semi_sync_master_enabled = OFF');
+    await c.server(old.node).query('INSERT INTO app.acks (id) VALUES (1000000)');
+    const [{ s: extra } = { s: '' }] = await c.server(old.node).query<{ s: string }>('SELECT @@gtid_binlog_pos AS s');
+    await c.restartAgent(old.node);
+    const m = await waitFor('the old primary to be marked diverged', async () => {
+      const m = await c.member(old.node);
+      return m?.role === 'diverged' ? m : undefined;
+    }, { timeoutMs: 15_000 });
+    assert.equal(m.errant, extra);
+    assert.equal(m.server?.replication, null, 'never rejoined silently');
+    assert.equal(await readOnly(c, old.node), true);
+    const noted = await waitFor('the op record to list it', async () => {
+      const op = await c.op(p.epoch);
+      return op?.steps.find((s) => s.name === `diverged ${old.node}`);
+    }, { timeoutMs: 10_000 });
+    assert.match(noted.detail, new RegExp(extra));
+    // Stays out: still diverged a little later, and never promoted.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await c.member(old.node))?.role, 'diverged');
+    assert.equal((await c.primary())?.node, p.node);
+    await finish(run);
+  });
+
+  test('etcd stopped entirely for 10 s: the primary fences itself, and writes resume on it when etcd returns', async () => {
+    const run = await running();
+    const { c, writer } = run;
+    const old = (await c.primary())!;
+    const stoppedAt = Date.now();
+    await Promise.all(etcd.members.map((m) => m.kill()));
+    const fencedAt = await waitFor('the primary to fence itself', async () => ((await readOnly(c, old.node)) ? Date.now() : undefined), { timeoutMs: 8000, intervalMs: 20 });
+    const fencedAfter = fencedAt - stoppedAt;
+    assert.ok(fencedAfter < 5000, `fenced ${fencedAfter} ms after etcd stopped, inside the lease TTL`);
+    const ackedWhileFenced = () => [...writer.acked.values()].filter((t) => t > fencedAt + 100).length;
+    await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - stoppedAt))));
+    assert.equal(ackedWhileFenced(), 0, 'no write is acknowledged while the primary is fenced');
+    const restartedAt = Date.now();
+    await Promise.all(etcd.members.map((m) => m.start({ waitForHealth: false })));
+    const p = await c.readyPrimary({ timeoutMs: 30_000 });
+    await waitFor('writes to resume', () => writer.firstAckAfter(restartedAt) ?? undefined, { timeoutMs: 30_000 });
+    const resumedAfter = (writer.firstAckAfter(restartedAt) ?? 0) - restartedAt;
+    process.stdout.write(`# etcd outage: fenced after ${fencedAfter} ms; writes resumed ${resumedAfter} ms after etcd returned; primary ${p.node} epoch ${p.epoch} (was ${old.node} epoch ${old.epoch})\n`);
+    await finish(run);
+  });
+});
