@@ -5,7 +5,7 @@
  * linearizable read of etcd.
  */
 import type { Etcd3 } from 'etcd3';
-import { describeError, type AgentConfig, type MemberState, type Primary } from '@primacy/common';
+import { describeError, type AgentConfig, type MemberState, type OperatorRequest, type Primary } from '@primacy/common';
 import { systemClock, sleep, type Clock } from './clock.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { connectEtcd } from './etcd/connect.js';
@@ -13,7 +13,7 @@ import { campaign, watchHints } from './etcd/election.js';
 import { LeaseKeeper, withTimeout } from './etcd/lease.js';
 import { ClusterStore, type Campaigner, type ClusterSnapshot } from './etcd/store.js';
 import { startHttpApi, type HttpApi } from './http.js';
-import { fenceNode } from './fencing.js';
+import { demoteNode, fenceNode } from './fencing.js';
 import { createLogger, type Logger } from './log.js';
 import { buildMember, materiallyChanged, type Role } from './member.js';
 import { connectNode } from './node/index.js';
@@ -21,6 +21,9 @@ import type { NodeDriver, Observation } from './node/driver.js';
 import { planNodeAction, revokedFor, type NodeAction, type NodePlanInput } from './plan.js';
 import { gtidContains, parseGtid } from '@primacy/common';
 import { newCounters, type AgentView, type Counters } from './view.js';
+
+/** How long a stopping primary's agent waits for its switchover (systemd gives it 15 s in deploy/). */
+const HANDOVER_MS = 10_000;
 
 export interface AgentDeps {
   readonly clock?: Clock;
@@ -123,13 +126,20 @@ export class Agent {
     this.log.info({ api: this.apiUrl }, 'agent started');
   }
 
-  /** SIGTERM: leave at once so others see it. A primary is fenced first, and the cluster fails over. */
+  /**
+   * SIGTERM. A replica's agent leaves at once (its lease is revoked, so others see it go). The
+   * primary's agent first hands over through a planned switchover; if that does not finish in time it
+   * fences its node (read-only, sessions killed) and leaves, and the cluster fails over.
+   */
   async stop(): Promise<void> {
     if (this.stopping.signal.aborted) return;
+    const isPrimary = this.primary?.node === this.config.node && this.observation?.state?.readOnly === false;
+    if (isPrimary && this.keeper.isLive()) await this.handOver();
     this.stopping.abort();
-    const isPrimary = this.primary?.node === this.config.node;
-    if (isPrimary && this.observation?.state && !this.observation.state.readOnly) {
-      await this.fence('the agent is stopping; the cluster fails over').catch((err: unknown) => this.log.error({ err: describeError(err) }, 'could not fence the node while stopping'));
+    if (this.observation?.state && !this.observation.state.readOnly && this.primary?.node === this.config.node) {
+      await this.fence('the agent is stopping and could not hand over; the cluster fails over').catch((err: unknown) =>
+        this.log.error({ err: describeError(err) }, 'could not fence the node while stopping'),
+      );
     }
     this.coordinator.stepDown('the agent is stopping');
     await this.keeper.stop({ revoke: true });
@@ -139,6 +149,33 @@ export class Agent {
     await this.driver.close();
     this.etcd.close();
     this.log.info('agent stopped');
+  }
+
+  /** Asks for a switchover away from this node and waits, bounded, for another node to be named primary. */
+  private async handOver(): Promise<boolean> {
+    const id = `${this.clock.now()}-stop-${this.config.node}`;
+    const key = this.store.keys.request(id);
+    const deadline = this.clock.now() + HANDOVER_MS;
+    this.log.warn({ request: id }, 'stopping: handing over through a planned switchover');
+    try {
+      const request: OperatorRequest = { kind: 'switchover', to: null, force: false, requestedAt: this.clock.now(), by: `agent ${this.config.node} (stopping)` };
+      await this.etcd.put(key).value(JSON.stringify(request));
+      while (this.clock.now() < deadline) {
+        await sleep(100);
+        const { primary } = await this.store.readPrimary();
+        if (primary && primary.node !== this.config.node) {
+          this.log.info({ to: primary.node, epoch: primary.epoch }, 'handed over');
+          return true;
+        }
+        const op = this.snapshot?.pendingOp;
+        if (op?.request?.id === id && (op.outcome === 'refused' || op.outcome === 'aborted')) break;
+      }
+    } catch (err) {
+      this.etcdFailed(err);
+    }
+    await this.etcd.delete().key(key).catch(() => undefined);
+    this.log.warn('no handover: fencing the node and leaving; the cluster fails over');
+    return false;
   }
 
   private etcdFailed(err: unknown): void {
@@ -165,12 +202,16 @@ export class Agent {
   /** Probe, publish, act: one step at a time, so node actions never overlap. */
   private async nodeLoop(): Promise<void> {
     const interval = this.config.timings.probeIntervalMs;
+    let hurried = false;
     while (!this.stopping.signal.aborted) {
       const started = this.clock.now();
       await this.probe();
       await this.publish();
-      await this.act();
+      const acted = await this.act();
       await this.heartbeat();
+      // After an action, probe and publish its result at once (others wait on it), but never twice in a row.
+      hurried = acted && !hurried;
+      if (hurried) continue;
       const wait = new AbortController();
       this.wakeNodeLoop = () => wait.abort();
       const onStop = () => wait.abort();
@@ -232,7 +273,9 @@ export class Agent {
       now,
     });
     const due = now - this.memberWrittenAt >= this.config.timings.publishRefreshMs;
-    if (!this.publishNow && !due && !materiallyChanged(this.member, next, this.config.timings.maxLagMs)) return;
+    const op = this.snapshot?.pendingOp;
+    const switching = op?.kind === 'switchover' && op.outcome === 'running';
+    if (!this.publishNow && !due && !materiallyChanged(this.member, next, this.config.timings.maxLagMs, switching)) return;
     try {
       await withTimeout(lease.put(this.store.keys.member(this.config.node)).value(JSON.stringify(next)).exec(), this.config.etcd.dialTimeoutMs);
       this.member = next;
@@ -264,25 +307,27 @@ export class Agent {
   }
 
   /** Plans on the last known state; acts only after a fresh read agrees (watches are hints). */
-  private async act(): Promise<void> {
-    if (planNodeAction(this.planInput(this.primary)).kind === 'none') return;
+  private async act(): Promise<boolean> {
+    if (planNodeAction(this.planInput(this.primary)).kind === 'none') return false;
     if (this.keeper.isLive()) {
       try {
         await this.refreshCluster();
       } catch (err) {
         this.etcdFailed(err);
-        return;
+        return false;
       }
     }
     const action = planNodeAction(this.planInput(this.primary));
-    if (action.kind === 'none') return;
+    if (action.kind === 'none') return false;
     const log = this.primary ? this.log.child({ epoch: this.primary.epoch }) : this.log;
     log.info({ action: action.kind, reason: action.reason }, `node action: ${action.kind}`);
     try {
       await this.carryOut(action);
       this.publishNow = true;
+      return true;
     } catch (err) {
       log.error({ action: action.kind, err: describeError(err) }, `node action ${action.kind} failed`);
+      return false;
     }
   }
 
@@ -294,6 +339,12 @@ export class Agent {
         return this.fence(action.reason);
       case 'revoke':
         return this.driver.stopReplicaIo();
+      case 'demote': {
+        const { killed } = await demoteNode(this.driver);
+        this.fenced = true;
+        this.log.warn({ reason: action.reason, killed }, 'node demoted: read-only, drained, client sessions killed');
+        return;
+      }
       case 'diverged':
         this.errant = action.errant;
         return;
@@ -315,8 +366,10 @@ export class Agent {
     const op = this.snapshot?.currentOp;
     const catchUp = op?.epoch === epoch ? op.catchUpFrom : null;
     if (s && catchUp && !gtidContains(parseGtid(s.flavor, s.gtid.executed), parseGtid(s.flavor, catchUp.gtid))) {
-      // A preferred candidate that is behind first takes what it lacks from the most advanced replica.
-      await this.driver.replicateFrom({ host: catchUp.host, port: catchUp.port, user: this.config.replication.user, password: this.config.secrets.replicationPassword });
+      // A candidate that is behind first takes what it lacks from the node that has it.
+      const r = s.replication;
+      const pointed = r !== null && r.sourceHost === catchUp.host && r.sourcePort === catchUp.port && r.ioState !== 'stopped';
+      if (!pointed) await this.driver.replicateFrom({ host: catchUp.host, port: catchUp.port, user: this.config.replication.user, password: this.config.secrets.replicationPassword });
       if (!(await this.driver.waitForGtid(catchUp.gtid, t.relayApplyTimeoutMs))) throw new Error(`could not catch up with ${catchUp.node} within ${t.relayApplyTimeoutMs} ms`);
       await this.driver.resetReplication();
     } else if (s?.replication) {

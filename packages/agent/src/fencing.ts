@@ -21,3 +21,16 @@ export async function fenceNode(driver: NodeDriver, attempts = 3): Promise<{ kil
   }
   throw lastError;
 }
+
+/**
+ * A planned demotion: read_only first, which waits for commits in flight (the drain, bounded by the
+ * driver's query timeout), then the sessions are killed. If the drain times out, fence at once.
+ */
+export async function demoteNode(driver: NodeDriver): Promise<{ killed: number }> {
+  try {
+    await driver.setReadOnly(true);
+    return { killed: await driver.killClientSessions() };
+  } catch {
+    return fenceNode(driver);
+  }
+}

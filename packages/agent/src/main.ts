@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    const force = setTimeout(() => process.exit(1), 10_000);
+    const force = setTimeout(() => process.exit(1), 14_000); // a primary hands over for up to 10 s; systemd waits 15
     force.unref();
     agent.stop().then(
       () => process.exit(0),

@@ -51,7 +51,7 @@ export function buildMember(i: MemberInput): MemberState {
 }
 
 /** The parts of a member that matter for decisions, with moving counters left out. */
-function material(m: MemberState, maxLagMs: number): unknown {
+function material(m: MemberState, maxLagMs: number, gtidMatters: boolean): unknown {
   const s: NodeState | null = m.server;
   return {
     ...m,
@@ -59,7 +59,7 @@ function material(m: MemberState, maxLagMs: number): unknown {
     probeMs: 0,
     server: s && {
       ...s,
-      gtid: null,
+      gtid: gtidMatters ? s.gtid.executed : null,
       connections: 0,
       lagMs: s.lagMs === null ? null : s.lagMs > maxLagMs,
       replication: s.replication && { ...s.replication, secondsBehind: null },
@@ -67,7 +67,8 @@ function material(m: MemberState, maxLagMs: number): unknown {
   };
 }
 
-export function materiallyChanged(prev: MemberState | null, next: MemberState, maxLagMs: number): boolean {
+/** `gtidMatters`: during a switchover the coordinator waits on the candidate's position, so it is published at once. */
+export function materiallyChanged(prev: MemberState | null, next: MemberState, maxLagMs: number, gtidMatters = false): boolean {
   if (prev === null) return true;
-  return JSON.stringify(material(prev, maxLagMs)) !== JSON.stringify(material(next, maxLagMs));
+  return JSON.stringify(material(prev, maxLagMs, gtidMatters)) !== JSON.stringify(material(next, maxLagMs, gtidMatters));
 }

@@ -8,6 +8,7 @@ export type NodeAction =
   | { readonly kind: 'none' }
   | { readonly kind: 'fence'; readonly reason: string }
   | { readonly kind: 'revoke'; readonly epoch: number; readonly reason: string }
+  | { readonly kind: 'demote'; readonly reason: string }
   | { readonly kind: 'promote'; readonly epoch: number; readonly reason: string }
   | { readonly kind: 'replicate'; readonly host: string; readonly port: number; readonly reason: string }
   | { readonly kind: 'diverged'; readonly errant: string; readonly reason: string };
@@ -40,7 +41,7 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
   if (f && f.from === i.self) return writable ? { kind: 'fence', reason: `a failover away from this node (epoch ${f.epoch}) is under way` } : NONE;
 
   if (p.node === i.self) {
-    if (p.state === 'switching') return NONE;
+    if (p.state === 'switching') return writable ? { kind: 'demote', reason: `a switchover away from this node (epoch ${p.epoch}) is under way` } : NONE;
     const promoted = writable && s.heartbeatEpoch === p.epoch && s.replication === null;
     if (promoted) return NONE;
     return { kind: 'promote', epoch: p.epoch, reason: `etcd names this node primary of epoch ${p.epoch} (${p.state})` };

@@ -146,6 +146,8 @@ export const OpRecordSchema = z.object({
   to: z.string().nullable(),
   /** Automatic, or the operator request that asked for it. */
   trigger: z.string(),
+  /** The operator's request, when one started this operation: its target and whether the rules may be overridden. */
+  request: z.object({ id: z.string(), to: z.string().nullable(), force: z.boolean() }).nullable(),
   coordinator: z.object({ node: z.string(), revision: z.string() }),
   startedAt: z.number(),
   endedAt: z.number().nullable(),

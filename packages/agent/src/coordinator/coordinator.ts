@@ -57,7 +57,8 @@ export class Coordinator {
         bootstrapPrimary: this.d.config.bootstrap.primary ?? null,
         currentOp: snap.currentOp,
         pendingOp: snap.pendingOp,
-        timings: { antiFlapMs: t.antiFlapMs, maxLagMs: t.maxLagMs, revokeWaitMs: t.revokeWaitMs },
+        requests: snap.requests,
+        timings: { antiFlapMs: t.antiFlapMs, maxLagMs: t.maxLagMs, revokeWaitMs: t.revokeWaitMs, switchoverCatchUpMs: t.switchoverCatchUpMs },
       });
       await this.carryOut(decision, snap, token);
     } catch (err) {
@@ -128,12 +129,14 @@ export class Coordinator {
       }
       case 'failover-start': {
         if (!p) return;
+        const r = decision.request;
         const op: OpRecord = {
           ...this.newOp(snap, token, 'failover', p.epoch + 1, p.node, decision.reason),
+          ...(r ? { trigger: `request ${r.id}`, request: r, to: r.to } : {}),
           steps: [step('detect', now, now, 'ok', decision.reason), step('fence', now, null, 'running', 'the old primary must take no more writes')],
         };
         // Fenced by the election key and by the primary key's revision: a stale view starts nothing.
-        const ok = await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.op(op.epoch), value: op }]);
+        const ok = await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.op(op.epoch), value: op }], r ? [store.keys.request(r.id)] : []);
         log.child({ epoch: p.epoch }).warn({ from: p.node, reason: decision.reason, applied: ok }, `failover of ${p.node} started`);
         return;
       }
@@ -144,6 +147,89 @@ export class Coordinator {
         const outcome = await this.fenceOverSql(p);
         log.child({ epoch: p.epoch }).warn({ node: p.node, ok: outcome.ok, detail: outcome.detail, reason: decision.reason }, `fencing ${p.node} over SQL`);
         await this.record(token, { ...op, steps: [...op.steps, step('fence over SQL', started, clock.now(), outcome.ok ? 'ok' : 'failed', outcome.detail)] });
+        return;
+      }
+      case 'request-refused': {
+        if (!p) return;
+        const r = decision.request;
+        const op: OpRecord = {
+          ...this.newOp(snap, token, r.kind === 'failover' ? 'failover' : 'switchover', p.epoch + 1, p.node, decision.reason),
+          trigger: `request ${decision.id}`,
+          request: { id: decision.id, to: r.to, force: r.force },
+          to: r.to,
+          endedAt: now,
+          outcome: 'refused',
+        };
+        await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.op(op.epoch), value: op }], [store.keys.request(decision.id)]);
+        log.warn({ request: decision.id, reason: decision.reason }, `${r.kind} request refused`);
+        this.count(r.kind, 'refused');
+        return;
+      }
+      case 'switchover-start': {
+        if (!p) return;
+        const r = decision.request;
+        const op: OpRecord = {
+          ...this.newOp(snap, token, 'switchover', p.epoch + 1, p.node, decision.reason),
+          trigger: `request ${r.id}`,
+          request: r,
+          to: decision.to,
+          candidates: decision.verdicts,
+          steps: [step('choose', now, now, 'ok', decision.reason), step('demote', now, null, 'running', `${p.node} turns read-only, drains and kills client sessions; clients hold writes`)],
+        };
+        // Clients hold their writes from here: the primary is `switching`.
+        const ok = await store.commitDecision(
+          token,
+          snap.primaryModRevision,
+          [
+            { key: store.keys.primary, value: { ...p, state: 'switching', since: now } },
+            { key: store.keys.op(op.epoch), value: op },
+          ],
+          [store.keys.request(r.id)],
+        );
+        log.child({ epoch: p.epoch }).warn({ from: p.node, to: decision.to, reason: decision.reason, applied: ok }, `switchover from ${p.node} to ${decision.to} started`);
+        return;
+      }
+      case 'record-demoted': {
+        const op = snap.pendingOp;
+        if (!op) return;
+        await this.record(token, {
+          ...op,
+          steps: [...closeRunning(op.steps, now), step('demoted', now, now, 'ok', decision.gtid), step('catch up', now, null, 'running', `${op.to} applies everything up to ${decision.gtid}`)],
+        });
+        log.info({ node: decision.node, gtid: decision.gtid }, decision.reason);
+        return;
+      }
+      case 'switchover-promote': {
+        const op = snap.pendingOp;
+        const m = snap.members.get(decision.node);
+        const s = m?.server;
+        const old = p ? snap.members.get(p.node) : undefined;
+        if (!p || !op || !m || !s) return;
+        const next: OpRecord = {
+          ...op,
+          coordinator: { node: this.d.config.node, revision: token.createRevision },
+          catchUpFrom: { node: p.node, host: p.host, port: p.port, gtid: decision.gtid },
+          members: { ...op.members, ...membersAt(snap) },
+          steps: [...closeRunning(op.steps, now), step('write primary', now, now, 'ok', `epoch ${op.epoch}, state promoting; ${decision.reason}`)],
+        };
+        const primary: Primary = { node: m.node, host: m.host, port: m.port, epoch: op.epoch, state: 'promoting', since: now, gtid: decision.gtid, serverId: s.serverId, serverUuid: s.serverUuid };
+        const ok = await store.commitDecision(token, snap.primaryModRevision, [
+          { key: store.keys.primary, value: primary },
+          { key: store.keys.epoch, value: op.epoch },
+          { key: store.keys.op(op.epoch), value: next },
+        ]);
+        log.child({ epoch: op.epoch }).info({ from: old?.node, to: m.node, reason: decision.reason, applied: ok }, `switchover: promoting ${m.node}`);
+        return;
+      }
+      case 'switchover-abort': {
+        const op = snap.pendingOp;
+        if (!p || !op) return;
+        const aborted: OpRecord = { ...op, endedAt: now, outcome: 'aborted', reason: `${op.reason}; aborted: ${decision.reason}`, steps: closeRunning(op.steps, now).map((x) => (x.endedAt === now && x.outcome === 'ok' ? { ...x, outcome: 'failed' as const } : x)) };
+        // The old primary has every transaction: it takes writes again, at its own epoch.
+        const puts = [{ key: store.keys.op(op.epoch), value: aborted }, ...(decision.restore && p.node === op.from ? [{ key: store.keys.primary, value: { ...p, state: 'ready', since: now } }] : [])];
+        await store.commitDecision(token, snap.primaryModRevision, puts);
+        log.warn({ reason: decision.reason }, 'switchover aborted; the old primary stays');
+        this.count('switchover', 'aborted');
         return;
       }
       case 'record-fenced': {
@@ -223,6 +309,7 @@ export class Coordinator {
       from,
       to: null,
       trigger: 'automatic',
+      request: null,
       coordinator: { node: this.d.config.node, revision: token.createRevision },
       startedAt: now,
       endedAt: null,

@@ -13,9 +13,11 @@ import {
   type GtidPosition,
   type MemberState,
   type OpRecord,
+  type OperatorRequest,
   type Primary,
 } from '@primacy/common';
 import { chooseCandidate, detectFailure, refuseAutomatic } from './failover.js';
+import { chooseSwitchoverCandidate, continueSwitchover } from './switchover.js';
 
 export interface ClusterView {
   readonly now: number;
@@ -28,7 +30,15 @@ export interface ClusterView {
   /** ops/<epoch of the primary>, and ops/<that + 1>: an operation under way or the last refused one. */
   readonly currentOp: OpRecord | null;
   readonly pendingOp: OpRecord | null;
-  readonly timings: { readonly antiFlapMs: number; readonly maxLagMs: number; readonly revokeWaitMs: number };
+  /** Operator requests waiting to be taken, by id (ids sort by time). */
+  readonly requests: ReadonlyMap<string, OperatorRequest>;
+  readonly timings: { readonly antiFlapMs: number; readonly maxLagMs: number; readonly revokeWaitMs: number; readonly switchoverCatchUpMs: number };
+}
+
+export interface RequestRef {
+  readonly id: string;
+  readonly to: string | null;
+  readonly force: boolean;
 }
 
 export type Decision =
@@ -36,7 +46,12 @@ export type Decision =
   | { readonly kind: 'bootstrap'; readonly node: string; readonly reason: string }
   | { readonly kind: 'bootstrap-refused'; readonly reason: string }
   | { readonly kind: 'mark-ready'; readonly node: string; readonly epoch: number; readonly reason: string }
-  | { readonly kind: 'failover-start'; readonly from: string; readonly reason: string }
+  | { readonly kind: 'failover-start'; readonly from: string; readonly reason: string; readonly request: RequestRef | null }
+  | { readonly kind: 'request-refused'; readonly id: string; readonly request: OperatorRequest; readonly reason: string }
+  | { readonly kind: 'switchover-start'; readonly from: string; readonly to: string; readonly request: RequestRef; readonly reason: string; readonly verdicts: CandidateVerdict[] }
+  | { readonly kind: 'record-demoted'; readonly node: string; readonly gtid: string; readonly reason: string }
+  | { readonly kind: 'switchover-promote'; readonly node: string; readonly gtid: string; readonly reason: string }
+  | { readonly kind: 'switchover-abort'; readonly restore: boolean; readonly reason: string }
   | { readonly kind: 'failover-refused'; readonly from: string; readonly reason: string }
   | { readonly kind: 'await'; readonly reason: string }
   | { readonly kind: 'fence-old'; readonly from: string; readonly reason: string }
@@ -59,7 +74,12 @@ export function decide(v: ClusterView): Decision {
   const p = v.primary;
   const op = v.pendingOp;
   if (op && op.outcome === 'running' && op.kind === 'failover') return continueFailover(v, p, op);
-  if (p.state === 'ready') return decideFailover(v, p);
+  if (op && op.outcome === 'running' && op.kind === 'switchover') return continueSwitchover(v, p, op);
+  if (p.state === 'ready') {
+    const request = [...v.requests.entries()].sort(([a], [b]) => a.localeCompare(b))[0];
+    if (request) return decideRequest(v, p, request[0], request[1]);
+    return decideFailover(v, p);
+  }
   if (p.state === 'promoting') {
     const m = v.members.get(p.node);
     if (m && promotionDone(m, p.epoch)) {
@@ -141,7 +161,7 @@ function decideFailover(v: ClusterView, p: Primary): Decision {
   const failure = detectFailure(p, v.members);
   if (!failure) return noteDiverged(v);
   const refusal = refuseAutomatic(v.config, v.currentOp, v.now, v.timings.antiFlapMs);
-  if (refusal === null) return { kind: 'failover-start', from: p.node, reason: failure.reason };
+  if (refusal === null) return { kind: 'failover-start', from: p.node, reason: failure.reason, request: null };
   const reason = `${failure.reason}; failover refused: ${refusal}`;
   // A refusal is recorded once; it is re-evaluated on every tick and recorded again only when its reason changes.
   if (v.pendingOp?.outcome === 'refused' && v.pendingOp.reason === reason) return NONE;
@@ -197,8 +217,8 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
     oldPrimaryGtid,
     config: v.config,
     maxLagMs: v.timings.maxLagMs,
-    force: false,
-    preferred: null,
+    force: op.request?.force ?? false,
+    preferred: op.request?.to ?? null,
   });
   if (!choice.ok) return { kind: 'failover-abort', reason: choice.reason, verdicts: choice.verdicts };
   return { kind: 'promote', node: choice.node, catchUpFrom: choice.catchUpFrom, fencedBy, reason: choice.reason, verdicts: choice.verdicts };
@@ -213,4 +233,21 @@ function noteDiverged(v: ClusterView): Decision {
     return { kind: 'note-diverged', node: m.node, reason: `${m.node} has transactions ${v.primary?.node ?? 'the primary'} lacks: ${m.errant}; it stays out of rotation until an operator rejoins it` };
   }
   return NONE;
+}
+
+/** An operator's request, taken when the primary is ready and nothing else runs. */
+function decideRequest(v: ClusterView, p: Primary, id: string, r: OperatorRequest): Decision {
+  const ref: RequestRef = { id, to: r.to, force: r.force };
+  if (r.to !== null && !v.members.has(r.to)) return { kind: 'request-refused', id, request: r, reason: `no member named ${r.to}` };
+  if (r.to === p.node) return { kind: 'request-refused', id, request: r, reason: `${r.to} is already the primary` };
+  if (r.kind === 'switchover') {
+    const choice = chooseSwitchoverCandidate(v, p, r.to, r.force);
+    if (!choice.ok) return { kind: 'request-refused', id, request: r, reason: choice.reason };
+    return { kind: 'switchover-start', from: p.node, to: choice.node, request: ref, reason: choice.reason, verdicts: choice.verdicts };
+  }
+  if (r.kind === 'failover') {
+    if (r.to === null) return { kind: 'request-refused', id, request: r, reason: 'a manual failover needs --to NODE' };
+    return { kind: 'failover-start', from: p.node, reason: `operator request ${id}: fail over to ${r.to}${r.force ? ' (forced)' : ''}`, request: ref };
+  }
+  return { kind: 'request-refused', id, request: r, reason: `${r.kind} requests are not supported yet` };
 }

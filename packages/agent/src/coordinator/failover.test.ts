@@ -6,7 +6,7 @@ import { chooseCandidate, detectFailure, majorVersion, type ChoiceInput } from '
 import { member, membersOf, primary, replicatingFrom } from '../testing/members.js';
 
 const config: ClusterConfig = { paused: false, nodes: {} };
-const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000 };
+const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000, switchoverCatchUpMs: 10_000 };
 const P = primary('db1', { epoch: 4 });
 const fromDb1 = (over: Parameters<typeof replicatingFrom>[2] = {}) => replicatingFrom('127.0.0.1', 3301, over);
 
@@ -128,12 +128,12 @@ test('major versions compare as major.minor', () => {
 // ---- the whole decision, step by step ------------------------------------------------------------
 
 function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterView {
-  return { now: 10_000, members: membersOf(...members), primary: P, epoch: 4, config, bootstrapPrimary: null, currentOp: null, pendingOp: null, timings, ...over };
+  return { now: 10_000, members: membersOf(...members), primary: P, epoch: 4, config, bootstrapPrimary: null, currentOp: null, pendingOp: null, requests: new Map(), timings, ...over };
 }
 
 function op(over: Partial<OpRecord> = {}): OpRecord {
   return {
-    epoch: 5, kind: 'failover', from: 'db1', to: null, trigger: 'automatic', coordinator: { node: 'db2', revision: '7' },
+    epoch: 5, kind: 'failover', from: 'db1', to: null, trigger: 'automatic', request: null, coordinator: { node: 'db2', revision: '7' },
     startedAt: 9_500, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null,
     members: { db1: { health: 'down', gtid: '0-1-10', received: '0-1-10', semiSync: 'source' }, db2: { health: 'up', gtid: '0-1-10', received: '0-1-10', semiSync: 'replica' }, db3: { health: 'up', gtid: '0-1-10', received: '0-1-10', semiSync: 'replica' } },
     candidates: [], steps: [], ...over,

@@ -1,0 +1,53 @@
+/**
+ * Planned switchover, decided purely. The old primary is demoted (read-only, drained, sessions
+ * killed) while its replicas still receive from it; the candidate is promoted only once it has
+ * executed everything the demoted primary has, so nothing is lost. If it cannot catch up in time the
+ * switchover aborts and the old primary, which has everything, becomes writable again.
+ */
+import { gtidContains, type MemberState, type OpRecord, type Primary } from '@primacy/common';
+import { positionOf } from './decide.js';
+import { chooseCandidate, isPointedAt, type Choice } from './failover.js';
+import type { ClusterView, Decision } from './decide.js';
+
+/** The candidate for a switchover away from `p`: the rules of failover, and it must replicate from `p`. */
+export function chooseSwitchoverCandidate(v: ClusterView, p: Primary, to: string | null, force: boolean): Choice {
+  const replicas = [...v.members.values()].filter((m) => m.node !== p.node && m.health === 'up' && m.server !== null);
+  const choice = chooseCandidate({ answering: replicas, silent: [], oldPrimaryGtid: null, config: v.config, maxLagMs: v.timings.maxLagMs, force, preferred: to });
+  if (!choice.ok) return choice;
+  const m = v.members.get(choice.node)!;
+  if (!receivesFrom(m, p)) return { ok: false, reason: `${m.node} does not replicate from ${p.node}, so it cannot catch up with it`, verdicts: choice.verdicts };
+  return choice;
+}
+
+function receivesFrom(m: MemberState, p: Primary): boolean {
+  return isPointedAt(m, p) && m.server?.replication?.ioState === 'running' && m.server.replication.sqlRunning;
+}
+
+export function continueSwitchover(v: ClusterView, p: Primary, op: OpRecord): Decision {
+  const from = op.from ?? p.node;
+  const to = op.to;
+  if (p.node !== from || p.epoch + 1 !== op.epoch || p.state !== 'switching' || to === null) {
+    return { kind: 'switchover-abort', restore: false, reason: `the primary changed to ${p.node} (epoch ${p.epoch}, ${p.state}) during the switchover` };
+  }
+  const demoted = op.steps.find((s) => s.name === 'demoted');
+  const limit = v.timings.switchoverCatchUpMs;
+  if (!demoted) {
+    const old = v.members.get(from);
+    if (old?.fenced && old.server?.readOnly) {
+      return { kind: 'record-demoted', node: from, gtid: old.server.gtid.executed, reason: `${from} is read-only and drained at ${old.server.gtid.executed}` };
+    }
+    if (v.now - op.startedAt > limit) return { kind: 'switchover-abort', restore: true, reason: `${from} did not report itself demoted within ${limit} ms` };
+    return { kind: 'await', reason: `waiting for ${from} to turn read-only and drain` };
+  }
+  const target = demoted.detail;
+  const c = v.members.get(to);
+  const mine = c ? positionOf(c) : null;
+  const theirs = c?.server ? positionOf({ ...c, server: { ...c.server, gtid: { ...c.server.gtid, executed: target } } }) : null;
+  if (mine && theirs && gtidContains(mine, theirs)) {
+    return { kind: 'switchover-promote', node: to, gtid: target, reason: `${to} has executed everything ${from} has (${target})` };
+  }
+  if (v.now - (demoted.endedAt ?? demoted.startedAt) > limit) {
+    return { kind: 'switchover-abort', restore: true, reason: `${to} did not catch up with ${from} (${target}) within ${limit} ms` };
+  }
+  return { kind: 'await', reason: `waiting for ${to} to apply everything up to ${target}` };
+}
