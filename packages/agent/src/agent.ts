@@ -25,6 +25,9 @@ import { newCounters, type AgentView, type Counters } from './view.js';
 /** How long a stopping primary's agent waits for its switchover (systemd gives it 15 s in deploy/). */
 const HANDOVER_MS = 10_000;
 
+/** The probe interval while an operation is under way. */
+const OPERATION_PROBE_MS = 50;
+
 export interface AgentDeps {
   readonly clock?: Clock;
   readonly logger?: Logger;
@@ -216,7 +219,9 @@ export class Agent {
       this.wakeNodeLoop = () => wait.abort();
       const onStop = () => wait.abort();
       this.stopping.signal.addEventListener('abort', onStop, { once: true });
-      await sleep(Math.max(0, interval - (this.clock.now() - started)), wait.signal);
+      // While an operation runs, others wait on this node's state: probe faster.
+      const pace = this.snapshot?.pendingOp?.outcome === 'running' || this.primary?.state !== 'ready' ? Math.min(interval, OPERATION_PROBE_MS) : interval;
+      await sleep(Math.max(0, pace - (this.clock.now() - started)), wait.signal);
       this.stopping.signal.removeEventListener('abort', onStop);
       this.wakeNodeLoop = null;
     }

@@ -205,12 +205,15 @@ export class Coordinator {
         const s = m?.server;
         const old = p ? snap.members.get(p.node) : undefined;
         if (!p || !op || !m || !s) return;
+        const demoted = op.steps.some((x) => x.name === 'demoted')
+          ? []
+          : [step('demoted', now, now, 'ok', decision.gtid), step('catch up', now, now, 'ok', `${m.node} already has everything up to ${decision.gtid}`)];
         const next: OpRecord = {
           ...op,
           coordinator: { node: this.d.config.node, revision: token.createRevision },
           catchUpFrom: { node: p.node, host: p.host, port: p.port, gtid: decision.gtid },
           members: { ...op.members, ...membersAt(snap) },
-          steps: [...closeRunning(op.steps, now), step('write primary', now, now, 'ok', `epoch ${op.epoch}, state promoting; ${decision.reason}`)],
+          steps: [...closeRunning(op.steps, now), ...demoted, step('write primary', now, now, 'ok', `epoch ${op.epoch}, state promoting; ${decision.reason}`)],
         };
         const primary: Primary = { node: m.node, host: m.host, port: m.port, epoch: op.epoch, state: 'promoting', since: now, gtid: decision.gtid, serverId: s.serverId, serverUuid: s.serverUuid };
         const ok = await store.commitDecision(token, snap.primaryModRevision, [

@@ -34,20 +34,28 @@ export function continueSwitchover(v: ClusterView, p: Primary, op: OpRecord): De
   if (!demoted) {
     const old = v.members.get(from);
     if (old?.fenced && old.server?.readOnly) {
-      return { kind: 'record-demoted', node: from, gtid: old.server.gtid.executed, reason: `${from} is read-only and drained at ${old.server.gtid.executed}` };
+      const gtid = old.server.gtid.executed;
+      // Often the candidate has everything already: promote in the same step.
+      if (caughtUp(v, to, gtid)) return { kind: 'switchover-promote', node: to, gtid, reason: `${to} has executed everything ${from} has (${gtid})` };
+      return { kind: 'record-demoted', node: from, gtid, reason: `${from} is read-only and drained at ${gtid}` };
     }
     if (v.now - op.startedAt > limit) return { kind: 'switchover-abort', restore: true, reason: `${from} did not report itself demoted within ${limit} ms` };
     return { kind: 'await', reason: `waiting for ${from} to turn read-only and drain` };
   }
   const target = demoted.detail;
-  const c = v.members.get(to);
-  const mine = c ? positionOf(c) : null;
-  const theirs = c?.server ? positionOf({ ...c, server: { ...c.server, gtid: { ...c.server.gtid, executed: target } } }) : null;
-  if (mine && theirs && gtidContains(mine, theirs)) {
+  if (caughtUp(v, to, target)) {
     return { kind: 'switchover-promote', node: to, gtid: target, reason: `${to} has executed everything ${from} has (${target})` };
   }
   if (v.now - (demoted.endedAt ?? demoted.startedAt) > limit) {
     return { kind: 'switchover-abort', restore: true, reason: `${to} did not catch up with ${from} (${target}) within ${limit} ms` };
   }
   return { kind: 'await', reason: `waiting for ${to} to apply everything up to ${target}` };
+}
+
+/** The candidate has executed everything in `gtid` (the demoted primary's final position). */
+function caughtUp(v: ClusterView, to: string, gtid: string): boolean {
+  const c = v.members.get(to);
+  const mine = c ? positionOf(c) : null;
+  const theirs = c?.server ? positionOf({ ...c, server: { ...c.server, gtid: { ...c.server.gtid, executed: gtid } } }) : null;
+  return mine !== null && theirs !== null && gtidContains(mine, theirs);
 }

@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ClusterConfig, MemberState, OpRecord, OperatorRequest } from '@primacy/common';
+import { decide, type ClusterView, type Decision } from './decide.js';
+import { member, membersOf, primary, replicatingFrom } from '../testing/members.js';
+
+const config: ClusterConfig = { paused: false, nodes: {} };
+const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000, switchoverCatchUpMs: 10_000 };
+const P = primary('db1', { epoch: 4 });
+const writable = member('db1', {}, { readOnly: false, heartbeatEpoch: 4, gtid: { executed: '0-1-20', received: '0-1-20' } });
+const replica = (node: string, executed: string, over: Partial<MemberState> = {}) =>
+  member(node, over, { serverId: Number(node.slice(2)), replication: replicatingFrom('127.0.0.1', 3301), gtid: { executed, received: executed }, lagMs: 50 });
+
+function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterView {
+  return { now: 10_000, members: membersOf(...members), primary: P, epoch: 4, config, bootstrapPrimary: null, currentOp: null, pendingOp: null, requests: new Map(), timings, ...over };
+}
+
+function req(r: Partial<OperatorRequest>): Map<string, OperatorRequest> {
+  return new Map([['100-a', { kind: 'switchover', to: null, force: false, requestedAt: 1, by: 't', ...r }]]);
+}
+
+function op(over: Partial<OpRecord> = {}): OpRecord {
+  return {
+    epoch: 5, kind: 'switchover', from: 'db1', to: 'db2', trigger: 'request 100-a', request: { id: '100-a', to: 'db2', force: false },
+    coordinator: { node: 'db3', revision: '1' }, startedAt: 9_000, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null,
+    members: {}, candidates: [], steps: [], ...over,
+  };
+}
+
+const reason = (d: Decision) => ('reason' in d ? d.reason : '');
+const switching = primary('db1', { epoch: 4, state: 'switching' });
+
+test('a switchover request starts with the named, healthy replica', () => {
+  const d = decide(view([writable, replica('db2', '0-1-20'), replica('db3', '0-1-20')], { requests: req({ to: 'db3' }) }));
+  assert.ok(d.kind === 'switchover-start' && d.to === 'db3' && d.request.id === '100-a', JSON.stringify(d));
+});
+
+test('without --to, the rules pick the candidate', () => {
+  const d = decide(view([writable, replica('db2', '0-1-19'), replica('db3', '0-1-20')], { requests: req({}) }));
+  assert.ok(d.kind === 'switchover-start' && d.to === 'db3');
+});
+
+test('a switchover to a node that is unhealthy, lagging, no-promote, errant, unknown or the primary is refused', () => {
+  const cases: Array<[MemberState[], Partial<OperatorRequest>, RegExp]> = [
+    [[writable, replica('db2', '0-1-20', { noPromote: true })], { to: 'db2' }, /db2 cannot be promoted: marked no-promote/],
+    [[writable, replica('db2', '0-1-20'), member('db3', { health: 'down' }, null)], { to: 'db3' }, /db3 did not answer/],
+    [[writable, member('db2', {}, { serverId: 2, replication: replicatingFrom('127.0.0.1', 3301), gtid: { executed: '0-1-20', received: '0-1-20' }, lagMs: 60_000 }), replica('db3', '0-1-20')], { to: 'db2' }, /lags/],
+    [[writable, replica('db2', '0-1-20,9-2-1'), replica('db3', '0-1-20')], { to: 'db2' }, /errant GTIDs 9-2-1/],
+    [[writable, replica('db2', '0-1-20')], { to: 'db9' }, /no member named db9/],
+    [[writable, replica('db2', '0-1-20')], { to: 'db1' }, /already the primary/],
+    [[writable, member('db2', {}, { serverId: 2, replication: null, gtid: { executed: '0-1-20', received: '0-1-20' } })], { to: 'db2' }, /does not replicate from db1/],
+  ];
+  for (const [members, r, why] of cases) {
+    const d = decide(view(members, { requests: req(r) }));
+    assert.equal(d.kind, 'request-refused', `${JSON.stringify(r)}: ${JSON.stringify(d)}`);
+    assert.match(reason(d), why);
+  }
+});
+
+test('a manual failover request needs --to and starts a failover toward it', () => {
+  assert.match(reason(decide(view([writable, replica('db2', '0-1-20')], { requests: req({ kind: 'failover' }) }))), /needs --to/);
+  const d = decide(view([writable, replica('db2', '0-1-20')], { requests: req({ kind: 'failover', to: 'db2', force: true }) }));
+  assert.ok(d.kind === 'failover-start' && d.request?.to === 'db2' && d.request.force);
+});
+
+test('the switchover waits for the old primary to demote, then for the candidate to catch up, then promotes', () => {
+  const running = op();
+  const notYet = [{ ...writable }, replica('db2', '0-1-18')];
+  assert.match(reason(decide(view(notYet, { primary: switching, pendingOp: running }))), /waiting for db1 to turn read-only/);
+  const demoted = member('db1', { fenced: true }, { readOnly: true, gtid: { executed: '0-1-20', received: '0-1-20' } });
+  const d1 = decide(view([demoted, replica('db2', '0-1-18')], { primary: switching, pendingOp: running }));
+  assert.ok(d1.kind === 'record-demoted' && d1.gtid === '0-1-20');
+  const withStep = op({ steps: [{ name: 'demoted', startedAt: 9_500, endedAt: 9_500, outcome: 'ok', detail: '0-1-20' }] });
+  assert.match(reason(decide(view([demoted, replica('db2', '0-1-18')], { primary: switching, pendingOp: withStep }))), /waiting for db2 to apply/);
+  const d2 = decide(view([demoted, replica('db2', '0-1-20')], { primary: switching, pendingOp: withStep }));
+  assert.ok(d2.kind === 'switchover-promote' && d2.node === 'db2');
+  // A candidate that already has everything is promoted in the same step as the demotion is seen.
+  assert.equal(decide(view([demoted, replica('db2', '0-1-20')], { primary: switching, pendingOp: running })).kind, 'switchover-promote');
+});
+
+test('a candidate that cannot catch up in time aborts the switchover and restores the old primary', () => {
+  const demoted = member('db1', { fenced: true }, { readOnly: true, gtid: { executed: '0-1-20', received: '0-1-20' } });
+  const withStep = op({ steps: [{ name: 'demoted', startedAt: 0, endedAt: 0, outcome: 'ok', detail: '0-1-20' }] });
+  const d = decide(view([demoted, replica('db2', '0-1-18')], { primary: switching, pendingOp: withStep, now: 10_001 }));
+  assert.ok(d.kind === 'switchover-abort' && d.restore);
+  assert.match(reason(d), /db2 did not catch up with db1 \(0-1-20\) within 10000 ms/);
+  const stuck = decide(view([writable, replica('db2', '0-1-20')], { primary: switching, pendingOp: op({ startedAt: 0 }), now: 10_001 }));
+  assert.ok(stuck.kind === 'switchover-abort' && /did not report itself demoted/.test(stuck.reason));
+});
