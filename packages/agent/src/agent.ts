@@ -70,7 +70,7 @@ export class Agent {
   constructor(config: AgentConfig, deps: AgentDeps = {}) {
     this.config = config;
     this.clock = deps.clock ?? systemClock;
-    this.log = deps.logger ?? createLogger({ level: config.log.level, cluster: config.cluster, node: config.node });
+    this.log = deps.logger ?? createLogger({ level: config.log.level, cluster: config.cluster, node: config.node, epoch: () => this.primary?.epoch ?? null });
     this.driver =
       deps.driver ??
       connectNode(
@@ -324,7 +324,7 @@ export class Agent {
     }
     const action = planNodeAction(this.planInput(this.primary));
     if (action.kind === 'none') return false;
-    const log = this.primary ? this.log.child({ epoch: this.primary.epoch }) : this.log;
+    const log = this.log;
     log.info({ action: action.kind, reason: action.reason }, `node action: ${action.kind}`);
     try {
       await this.carryOut(action);

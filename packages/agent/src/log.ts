@@ -15,6 +15,8 @@ export interface LoggerOptions {
   readonly node: string;
   /** Where lines go; stdout when absent. Tests pass a stream to read the lines back. */
   readonly destination?: DestinationStream;
+  /** The cluster's current epoch, added to every line once known. */
+  readonly epoch?: () => number | null;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
@@ -24,6 +26,10 @@ export function createLogger(options: LoggerOptions): Logger {
     base: { cluster: options.cluster, node: options.node },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
+    mixin: (): Record<string, unknown> => {
+      const epoch = options.epoch?.() ?? null;
+      return epoch === null ? {} : { epoch };
+    },
   };
   return options.destination === undefined ? pino(settings) : pino(settings, options.destination);
 }

@@ -99,7 +99,7 @@ export class Coordinator {
           { key: store.keys.epoch, value: epoch },
           { key: store.keys.op(epoch), value: op },
         ]);
-        log.child({ epoch }).info({ node: m.node, reason: decision.reason, applied: ok }, ok ? `bootstrap: ${m.node} becomes the first primary` : 'bootstrap write did not apply; re-reading');
+        log.info({ epoch, node: m.node, reason: decision.reason, applied: ok }, ok ? `bootstrap: ${m.node} becomes the first primary` : 'bootstrap write did not apply; re-reading');
         this.count('bootstrap', ok ? 'started' : 'raced');
         return;
       }
@@ -115,7 +115,7 @@ export class Coordinator {
             : []),
         ]);
         if (!ok) return;
-        log.child({ epoch: p.epoch }).info({ node: p.node, reason: decision.reason }, `${p.node} is the ready primary`);
+        log.info({ epoch: p.epoch, node: p.node, reason: decision.reason }, `${p.node} is the ready primary`);
         if (finished) this.count(finished.kind, 'done');
         return;
       }
@@ -123,7 +123,7 @@ export class Coordinator {
         if (!p) return;
         const op: OpRecord = { ...this.newOp(snap, token, 'failover', p.epoch + 1, p.node, decision.reason), endedAt: now, outcome: 'refused' };
         await this.record(token, op);
-        log.child({ epoch: p.epoch }).warn({ from: p.node, reason: decision.reason }, 'automatic failover refused');
+        log.warn({ epoch: p.epoch, from: p.node, reason: decision.reason }, 'automatic failover refused');
         this.count('failover', 'refused');
         return;
       }
@@ -137,7 +137,7 @@ export class Coordinator {
         };
         // Fenced by the election key and by the primary key's revision: a stale view starts nothing.
         const ok = await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.op(op.epoch), value: op }], r ? [store.keys.request(r.id)] : []);
-        log.child({ epoch: p.epoch }).warn({ from: p.node, reason: decision.reason, applied: ok }, `failover of ${p.node} started`);
+        log.warn({ epoch: p.epoch, from: p.node, reason: decision.reason, applied: ok }, `failover of ${p.node} started`);
         return;
       }
       case 'fence-old': {
@@ -145,7 +145,7 @@ export class Coordinator {
         if (!p || !op) return;
         const started = clock.now();
         const outcome = await this.fenceOverSql(p);
-        log.child({ epoch: p.epoch }).warn({ node: p.node, ok: outcome.ok, detail: outcome.detail, reason: decision.reason }, `fencing ${p.node} over SQL`);
+        log.warn({ epoch: p.epoch, node: p.node, ok: outcome.ok, detail: outcome.detail, reason: decision.reason }, `fencing ${p.node} over SQL`);
         await this.record(token, { ...op, steps: [...op.steps, step('fence over SQL', started, clock.now(), outcome.ok ? 'ok' : 'failed', outcome.detail)] });
         return;
       }
@@ -186,7 +186,7 @@ export class Coordinator {
           ],
           [store.keys.request(r.id)],
         );
-        log.child({ epoch: p.epoch }).warn({ from: p.node, to: decision.to, reason: decision.reason, applied: ok }, `switchover from ${p.node} to ${decision.to} started`);
+        log.warn({ epoch: p.epoch, from: p.node, to: decision.to, reason: decision.reason, applied: ok }, `switchover from ${p.node} to ${decision.to} started`);
         return;
       }
       case 'record-demoted': {
@@ -221,7 +221,7 @@ export class Coordinator {
           { key: store.keys.epoch, value: op.epoch },
           { key: store.keys.op(op.epoch), value: next },
         ]);
-        log.child({ epoch: op.epoch }).info({ from: old?.node, to: m.node, reason: decision.reason, applied: ok }, `switchover: promoting ${m.node}`);
+        log.info({ epoch: op.epoch, from: old?.node, to: m.node, reason: decision.reason, applied: ok }, `switchover: promoting ${m.node}`);
         return;
       }
       case 'switchover-abort': {
@@ -280,7 +280,7 @@ export class Coordinator {
           { key: store.keys.epoch, value: op.epoch },
           { key: store.keys.op(op.epoch), value: next },
         ]);
-        log.child({ epoch: op.epoch }).warn({ from: p.node, to: m.node, reason: decision.reason, fencedBy: decision.fencedBy, applied: ok }, `promoting ${m.node}`);
+        log.warn({ epoch: op.epoch, from: p.node, to: m.node, reason: decision.reason, fencedBy: decision.fencedBy, applied: ok }, `promoting ${m.node}`);
         return;
       }
     }
