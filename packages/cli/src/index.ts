@@ -1,1 +1,10 @@
-export {};
+export { main } from './main.js';
+export { parseInvocation, type Invocation, type Target } from './args.js';
+export { ExitCode, CliError } from './errors.js';
+export { COLOR, PLAIN, styleFor, type Io, type Style } from './io.js';
+export { decodeCluster, decodeOps, type ClusterView, type RawCluster, type RawKv } from './cluster.js';
+export { renderStatus, statusModel, type NodeStatus, type StatusJson } from './status.js';
+export { buildTopology, renderTopology } from './topology.js';
+export { historyModel, renderHistory, type HistoryJson } from './history.js';
+export { renderExplain, type ExplainJson } from './explain.js';
+export { advanceWait, waitForAnswer, type OpFeed, type WaitEvent } from './request.js';

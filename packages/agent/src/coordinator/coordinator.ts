@@ -99,7 +99,7 @@ export class Coordinator {
           { key: store.keys.epoch, value: epoch },
           { key: store.keys.op(epoch), value: op },
         ]);
-        log.info({ epoch, node: m.node, reason: decision.reason, applied: ok }, ok ? `bootstrap: ${m.node} becomes the first primary` : 'bootstrap write did not apply; re-reading');
+        log.info({ epoch, member: m.node, reason: decision.reason, applied: ok }, ok ? `bootstrap: ${m.node} becomes the first primary` : 'bootstrap write did not apply; re-reading');
         this.count('bootstrap', ok ? 'started' : 'raced');
         return;
       }
@@ -115,7 +115,7 @@ export class Coordinator {
             : []),
         ]);
         if (!ok) return;
-        log.info({ epoch: p.epoch, node: p.node, reason: decision.reason }, `${p.node} is the ready primary`);
+        log.info({ epoch: p.epoch, member: p.node, reason: decision.reason }, `${p.node} is the ready primary`);
         if (finished) this.count(finished.kind, 'done');
         return;
       }
@@ -145,7 +145,7 @@ export class Coordinator {
         if (!p || !op) return;
         const started = clock.now();
         const outcome = await this.fenceOverSql(p);
-        log.warn({ epoch: p.epoch, node: p.node, ok: outcome.ok, detail: outcome.detail, reason: decision.reason }, `fencing ${p.node} over SQL`);
+        log.warn({ epoch: p.epoch, member: p.node, ok: outcome.ok, detail: outcome.detail, reason: decision.reason }, `fencing ${p.node} over SQL`);
         await this.record(token, { ...op, steps: [...op.steps, step('fence over SQL', started, clock.now(), outcome.ok ? 'ok' : 'failed', outcome.detail)] });
         return;
       }
@@ -196,7 +196,7 @@ export class Coordinator {
           ...op,
           steps: [...closeRunning(op.steps, now), step('demoted', now, now, 'ok', decision.gtid), step('catch up', now, null, 'running', `${op.to} applies everything up to ${decision.gtid}`)],
         });
-        log.info({ node: decision.node, gtid: decision.gtid }, decision.reason);
+        log.info({ member: decision.node, gtid: decision.gtid }, decision.reason);
         return;
       }
       case 'switchover-promote': {
@@ -247,7 +247,7 @@ export class Coordinator {
         const op = snap.currentOp;
         if (!op) return;
         await this.record(token, { ...op, steps: [...op.steps, step(`diverged ${decision.node}`, now, now, 'failed', decision.reason)] });
-        log.warn({ node: decision.node, reason: decision.reason }, `${decision.node} has diverged and stays out of rotation`);
+        log.warn({ member: decision.node, reason: decision.reason }, `${decision.node} has diverged and stays out of rotation`);
         return;
       }
       case 'failover-abort': {
