@@ -1,0 +1,118 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_TIMEOUT_MS, parseInvocation } from './args.js';
+import { CliError, ExitCode } from './errors.js';
+import { main } from './main.js';
+import { captureIo } from './testing/fixtures.js';
+
+const env = { PRIMACY_CLUSTER: 'main', PRIMACY_ETCD: 'http://127.0.0.1:2379' };
+
+function usage(argv: string[], message: RegExp, e: Record<string, string> = env): void {
+  assert.throws(
+    () => parseInvocation(argv, e),
+    (err: unknown) => err instanceof CliError && err.exitCode === ExitCode.USAGE && message.test(err.message),
+    `${argv.join(' ')} → usage error matching ${message}`,
+  );
+}
+
+describe('parseInvocation', () => {
+  test('commands with their defaults, and flags before or after the command', () => {
+    assert.deepEqual(parseInvocation(['status'], env), {
+      command: 'status',
+      target: { endpoints: ['http://127.0.0.1:2379'], cluster: 'main', root: '/primacy' },
+      json: false,
+      watch: false,
+    });
+    assert.deepEqual(parseInvocation(['--cluster', 'c2', 'status', '--json', '--watch', '--etcd', 'a:1,https://b:2', '--root', '/x'], {}), {
+      command: 'status',
+      target: { endpoints: ['http://a:1', 'https://b:2'], cluster: 'c2', root: '/x' },
+      json: true,
+      watch: true,
+    });
+    assert.deepEqual(parseInvocation(['switchover'], env), {
+      command: 'switchover',
+      target: { endpoints: ['http://127.0.0.1:2379'], cluster: 'main', root: '/primacy' },
+      request: { to: null, force: false, wait: true, timeoutMs: DEFAULT_TIMEOUT_MS },
+    });
+    const f = parseInvocation(['failover', '--to', 'db2', '--force', '--no-wait', '--timeout', '2.5'], env);
+    assert.deepEqual(f.command === 'failover' && f.request, { to: 'db2', force: true, wait: false, timeoutMs: 2500 });
+    const e = parseInvocation(['explain', '7', '--json'], env);
+    assert.deepEqual(e.command === 'explain' && [e.epoch, e.json], [7, true]);
+    assert.equal(parseInvocation(['topology'], env).command, 'topology');
+    assert.equal(parseInvocation(['pause'], env).command, 'pause');
+    assert.equal(parseInvocation(['resume'], env).command, 'resume');
+  });
+
+  test('the default etcd endpoint, and PRIMACY_ROOT', () => {
+    const s = parseInvocation(['history'], { PRIMACY_CLUSTER: 'main', PRIMACY_ROOT: '/other' });
+    assert.deepEqual(s.command === 'history' && s.target, { endpoints: ['http://127.0.0.1:2379'], cluster: 'main', root: '/other' });
+  });
+
+  test('help and version', () => {
+    assert.deepEqual(parseInvocation([], {}), { command: 'help', topic: null });
+    assert.deepEqual(parseInvocation(['--help'], {}), { command: 'help', topic: null });
+    assert.deepEqual(parseInvocation(['-h'], {}), { command: 'help', topic: null });
+    assert.deepEqual(parseInvocation(['--version'], {}), { command: 'version' });
+    assert.deepEqual(parseInvocation(['status', '--help'], {}), { command: 'help', topic: 'status' });
+    assert.deepEqual(parseInvocation(['failover', '-h'], {}), { command: 'help', topic: 'failover' }, 'help needs no --to');
+    assert.deepEqual(parseInvocation(['help', 'explain'], {}), { command: 'help', topic: 'explain' });
+    assert.deepEqual(parseInvocation(['--help', 'sandbox'], {}), { command: 'help', topic: 'sandbox' });
+  });
+
+  test('sandbox gets every argument after it, untouched', () => {
+    assert.deepEqual(parseInvocation(['sandbox', 'up', '--nodes', '5', '--whatever'], {}), { command: 'sandbox', args: ['up', '--nodes', '5', '--whatever'] });
+  });
+
+  test('usage errors', () => {
+    usage(['frobnicate'], /unknown command "frobnicate"/);
+    usage(['help', 'frobnicate'], /unknown command "frobnicate"/);
+    usage(['--json'], /unknown flag --json for primacy\b/);
+    usage(['status', '--bogus'], /unknown flag --bogus for primacy status/);
+    usage(['status', '-x'], /unknown flag -x for primacy status/);
+    usage(['topology', '--json'], /unknown flag --json for primacy topology/);
+    usage(['switchover', '--force'], /unknown flag --force for primacy switchover/);
+    usage(['status', '--json=yes'], /--json takes no value/);
+    usage(['--cluster'], /--cluster needs a value/);
+    usage(['--etcd', 'x:1'], /no command given/);
+    usage(['status', 'extra'], /status takes no arguments/);
+    usage(['explain', '1', '2'], /explain takes at most one argument/);
+    usage(['explain', 'zero'], /bad epoch "zero"/);
+    usage(['explain', '0'], /bad epoch "0"/);
+    usage(['failover'], /failover needs --to NODE/);
+    usage(['failover', '--force'], /failover needs --to NODE/);
+    usage(['failover', '--to'], /--to needs a value/);
+    usage(['switchover', '--to', 'no/such'], /bad --to "no\/such"/);
+    usage(['switchover', '--timeout', 'soon'], /bad --timeout "soon"/);
+    usage(['switchover', '--timeout', '0'], /bad --timeout "0"/);
+    usage(['switchover', '--timeout', '-5'], /--timeout needs a value|bad --timeout/);
+    usage(['switchover', '--timeout', '1e9'], /bad --timeout "1e9"/);
+    usage(['status'], /no cluster given: use --cluster NAME or set PRIMACY_CLUSTER/, {});
+    usage(['status', '--cluster', 'a/b'], /bad cluster name "a\/b"/);
+    usage(['status', '--etcd', 'ftp://x:1'], /bad etcd endpoint "ftp:\/\/x:1"/);
+    usage(['status', '--etcd', ' , '], /bad --etcd/);
+    usage(['status', '--root', 'primacy'], /bad --root "primacy"/);
+  });
+});
+
+describe('main', () => {
+  test('a usage error is one line on stderr and exit code 2', async () => {
+    const io = captureIo();
+    assert.equal(await main(['status', '--bogus'], io), ExitCode.USAGE);
+    assert.equal(io.out(), '');
+    assert.equal(io.err(), 'primacy: unknown flag --bogus for primacy status (see primacy --help)\n');
+  });
+
+  test('help, command help and version go to stdout with exit code 0', async () => {
+    const help = captureIo();
+    assert.equal(await main(['--help'], help), 0);
+    assert.match(help.out(), /^usage: primacy COMMAND/);
+    assert.match(help.out(), /Exit codes: 0 ok/);
+    const page = captureIo();
+    assert.equal(await main(['switchover', '--help'], page), 0);
+    assert.match(page.out(), /--timeout S/);
+    assert.match(page.out(), /PRIMACY_ETCD/);
+    const version = captureIo();
+    assert.equal(await main(['--version'], version), 0);
+    assert.match(version.out(), /^\d+\.\d+\.\d+/);
+  });
+});

@@ -1,0 +1,208 @@
+/**
+ * The command line, parsed once into an Invocation with every value checked and every default
+ * filled. Pure: argv and the environment in, an Invocation or a usage CliError out.
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_ROOT, isValidName } from '@primacy/common';
+import { usageError } from './errors.js';
+
+export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** Where the cluster lives: etcd endpoints, cluster name and key root. */
+export interface Target {
+  readonly endpoints: readonly string[];
+  readonly cluster: string;
+  readonly root: string;
+}
+
+export type Invocation =
+  | { readonly command: 'help'; readonly topic: CommandName | null }
+  | { readonly command: 'version' }
+  | { readonly command: 'status'; readonly target: Target; readonly json: boolean; readonly watch: boolean }
+  | { readonly command: 'topology'; readonly target: Target }
+  | { readonly command: 'history'; readonly target: Target; readonly json: boolean }
+  | { readonly command: 'explain'; readonly target: Target; readonly epoch: number | null; readonly json: boolean }
+  | { readonly command: 'pause' | 'resume'; readonly target: Target }
+  | { readonly command: 'switchover' | 'failover'; readonly target: Target; readonly request: RequestOptions }
+  | { readonly command: 'sandbox'; readonly args: readonly string[] };
+
+export interface RequestOptions {
+  readonly to: string | null;
+  readonly force: boolean;
+  readonly wait: boolean;
+  readonly timeoutMs: number;
+}
+
+type OptionSpec = { readonly type: 'string' | 'boolean'; readonly short?: string };
+
+const GLOBAL_OPTIONS = {
+  etcd: { type: 'string' },
+  cluster: { type: 'string' },
+  root: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const satisfies Record<string, OptionSpec>;
+
+const REQUEST_OPTIONS = {
+  to: { type: 'string' },
+  'no-wait': { type: 'boolean' },
+  timeout: { type: 'string' },
+} as const satisfies Record<string, OptionSpec>;
+
+/** Each command's own flags and how many positional arguments it takes. */
+export const COMMANDS = {
+  status: { options: { json: { type: 'boolean' }, watch: { type: 'boolean' } }, positionals: 0 },
+  topology: { options: {}, positionals: 0 },
+  history: { options: { json: { type: 'boolean' } }, positionals: 0 },
+  explain: { options: { json: { type: 'boolean' } }, positionals: 1 },
+  pause: { options: {}, positionals: 0 },
+  resume: { options: {}, positionals: 0 },
+  switchover: { options: REQUEST_OPTIONS, positionals: 0 },
+  failover: { options: { ...REQUEST_OPTIONS, force: { type: 'boolean' } }, positionals: 0 },
+  sandbox: { options: {}, positionals: Infinity },
+  help: { options: {}, positionals: 1 },
+} as const satisfies Record<string, { options: Record<string, OptionSpec>; positionals: number }>;
+
+export type CommandName = keyof typeof COMMANDS;
+
+function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(COMMANDS, name);
+}
+
+/** Every string flag of every command, so that the first pass does not take a flag's value for the command. */
+const ALL_STRING_OPTIONS: Record<string, OptionSpec> = Object.fromEntries(
+  [GLOBAL_OPTIONS, ...Object.values(COMMANDS).map((c) => c.options as Record<string, OptionSpec>)]
+    .flatMap((o) => Object.entries(o))
+    .filter(([, spec]) => spec.type === 'string'),
+);
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function parseInvocation(argv: readonly string[], env: Env): Invocation {
+  // First pass: find the command, the first positional argument.
+  const first = parseArgs({ args: [...argv], options: { ...ALL_STRING_OPTIONS, ...GLOBAL_OPTIONS }, strict: false, allowPositionals: true, tokens: true });
+  const commandToken = first.tokens.find((t) => t.kind === 'positional' || t.kind === 'option-terminator');
+  if (commandToken?.kind !== 'positional') {
+    const values = checkFlags(argv, GLOBAL_OPTIONS, null).values;
+    if (values['version'] === true && values['help'] !== true) return { command: 'version' };
+    if (values['help'] === true || argv.length === 0) return { command: 'help', topic: null };
+    throw usageError('no command given');
+  }
+  const name = commandToken.value;
+  if (!isCommand(name)) throw usageError(`unknown command "${name}"`);
+  if (name === 'sandbox') {
+    const before = checkFlags(argv.slice(0, commandToken.index), GLOBAL_OPTIONS, null).values;
+    if (before['help'] === true) return { command: 'help', topic: 'sandbox' };
+    return { command: 'sandbox', args: argv.slice(commandToken.index + 1) };
+  }
+  const spec = COMMANDS[name];
+  const rest = [...argv.slice(0, commandToken.index), ...argv.slice(commandToken.index + 1)];
+  const { values, positionals } = checkFlags(rest, { ...GLOBAL_OPTIONS, ...spec.options }, name);
+  if (values['help'] === true) return { command: 'help', topic: name === 'help' ? topicOf(positionals[0]) : name };
+  if (values['version'] === true) return { command: 'version' };
+  if (positionals.length > spec.positionals) throw usageError(`${name} takes ${spec.positionals === 0 ? 'no arguments' : 'at most one argument'}, got "${positionals.join(' ')}"`);
+  const flag = (key: string): string | undefined => {
+    const v = values[key];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const bool = (key: string): boolean => values[key] === true;
+  if (name === 'help') return { command: 'help', topic: topicOf(positionals[0]) };
+  const target = resolveTarget(flag('etcd'), flag('cluster'), flag('root'), env);
+  switch (name) {
+    case 'status':
+      return { command: 'status', target, json: bool('json'), watch: bool('watch') };
+    case 'topology':
+      return { command: 'topology', target };
+    case 'history':
+      return { command: 'history', target, json: bool('json') };
+    case 'explain':
+      return { command: 'explain', target, epoch: positionals[0] === undefined ? null : parseEpoch(positionals[0]), json: bool('json') };
+    case 'pause':
+    case 'resume':
+      return { command: name, target };
+    case 'switchover':
+    case 'failover': {
+      const to = flag('to');
+      if (to !== undefined && !isValidName(to)) throw usageError(`bad --to "${to}": not a node name`);
+      if (name === 'failover' && to === undefined) throw usageError('failover needs --to NODE: name the replica to promote');
+      const timeout = flag('timeout');
+      return {
+        command: name,
+        target,
+        request: { to: to ?? null, force: bool('force'), wait: !bool('no-wait'), timeoutMs: timeout === undefined ? DEFAULT_TIMEOUT_MS : parseTimeout(timeout) },
+      };
+    }
+  }
+}
+
+function topicOf(word: string | undefined): CommandName | null {
+  if (word === undefined) return null;
+  if (!isCommand(word)) throw usageError(`unknown command "${word}"`);
+  return word;
+}
+
+/**
+ * Checks every flag against the command's own: parseArgs' strict mode would do it too, but its
+ * messages run over several lines and do not name the command.
+ */
+function checkFlags(args: readonly string[], options: Record<string, OptionSpec>, command: CommandName | null) {
+  const parsed = parseArgs({ args: [...args], options, strict: false, allowPositionals: true, tokens: true });
+  const where = command === null ? 'primacy' : `primacy ${command}`;
+  for (const t of parsed.tokens) {
+    if (t.kind !== 'option') continue;
+    const spec = options[t.name];
+    if (spec === undefined || (t.rawName.startsWith('--') ? false : spec.short !== t.rawName.slice(1))) {
+      throw usageError(`unknown flag ${t.rawName} for ${where}`);
+    }
+    if (spec.type === 'string' && (t.value === undefined || t.value === '')) throw usageError(`${t.rawName} needs a value`);
+    if (spec.type === 'boolean' && t.value !== undefined) throw usageError(`${t.rawName} takes no value`);
+  }
+  return { values: parsed.values, positionals: parsed.positionals };
+}
+
+export function resolveTarget(etcdFlag: string | undefined, clusterFlag: string | undefined, rootFlag: string | undefined, env: Env): Target {
+  const etcd = etcdFlag ?? nonEmpty(env['PRIMACY_ETCD']) ?? DEFAULT_ETCD;
+  const endpoints = etcd
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '')
+    .map(parseEndpoint);
+  if (endpoints.length === 0) throw usageError(`bad --etcd "${etcd}": give one or more URLs, separated by commas`);
+  const cluster = clusterFlag ?? nonEmpty(env['PRIMACY_CLUSTER']);
+  if (cluster === undefined) throw usageError('no cluster given: use --cluster NAME or set PRIMACY_CLUSTER');
+  if (!isValidName(cluster)) throw usageError(`bad cluster name "${cluster}": letters, digits, ".", "_" and "-" only`);
+  const root = rootFlag ?? nonEmpty(env['PRIMACY_ROOT']) ?? DEFAULT_ROOT;
+  if (!root.startsWith('/') || root.length < 2) throw usageError(`bad --root "${root}": a key prefix such as /primacy`);
+  return { endpoints, cluster, root };
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v.trim() === '' ? undefined : v;
+}
+
+/** `host:port` or `http(s)://host:port`, as etcdctl takes them. */
+function parseEndpoint(raw: string): string {
+  const withScheme = /^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw usageError(`bad etcd endpoint "${raw}": expected a URL such as http://127.0.0.1:2379`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '' || (url.pathname !== '/' && url.pathname !== '')) {
+    throw usageError(`bad etcd endpoint "${raw}": expected a URL such as http://127.0.0.1:2379`);
+  }
+  return `${url.protocol}//${url.host}`;
+}
+
+function parseEpoch(raw: string): number {
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) throw usageError(`bad epoch "${raw}": expected a positive whole number`);
+  return Number(raw);
+}
+
+function parseTimeout(raw: string): number {
+  const seconds = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+  if (!(seconds > 0) || seconds > 86_400) throw usageError(`bad --timeout "${raw}": expected seconds, more than 0 and at most 86400`);
+  return Math.round(seconds * 1000);
+}

@@ -1,0 +1,129 @@
+/**
+ * A cluster as read from etcd in one revision, decoded with the common schemas. Decoding is pure:
+ * raw key-values in, typed values out, and a malformed value becomes a warning, never a throw.
+ */
+import {
+  ClusterConfigSchema,
+  EpochSchema,
+  MemberStateSchema,
+  OpRecordSchema,
+  PrimarySchema,
+  RequestSchema,
+  decodeValue,
+  keyName,
+  type ClusterConfig,
+  type ClusterKeys,
+  type MemberState,
+  type OpRecord,
+  type OperatorRequest,
+  type Primary,
+} from '@primacy/common';
+
+export interface RawKv {
+  readonly key: string;
+  readonly value: string;
+  readonly createRevision: string;
+  readonly modRevision: string;
+}
+
+/** What one read of the cluster's keys returned, before decoding. */
+export interface RawCluster {
+  readonly revision: string;
+  /** Keys under the cluster prefix, of any kind: none means there is no such cluster. */
+  readonly keyCount: number;
+  readonly members: readonly RawKv[];
+  /** Oldest first. */
+  readonly election: readonly RawKv[];
+  readonly primary: RawKv | null;
+  readonly epoch: RawKv | null;
+  readonly config: RawKv | null;
+  /** The newest `ops/` key. */
+  readonly lastOp: RawKv | null;
+  readonly requests: readonly RawKv[];
+}
+
+export interface ClusterView {
+  readonly cluster: string;
+  readonly keys: ClusterKeys;
+  readonly revision: string;
+  readonly exists: boolean;
+  /** By node name. */
+  readonly members: ReadonlyMap<string, MemberState>;
+  readonly primary: Primary | null;
+  readonly epoch: number | null;
+  readonly config: ClusterConfig;
+  /** The value of the oldest election key: the agent that coordinates. */
+  readonly coordinator: string | null;
+  readonly lastOp: OpRecord | null;
+  readonly requests: ReadonlyMap<string, OperatorRequest>;
+  /** One line per malformed value that was skipped. */
+  readonly warnings: readonly string[];
+}
+
+type Schema<T> = Parameters<typeof decodeValue<T>>[0];
+
+/** Decodes values, collecting a warning line for each one that fails its schema. */
+export class Decoder {
+  readonly warnings: string[] = [];
+
+  decode<T>(schema: Schema<T>, kv: RawKv | null): T | null {
+    if (kv === null) return null;
+    const r = decodeValue(schema, kv.key, kv.value);
+    if (r === null) return null;
+    if (r.ok) return r.value;
+    this.warnings.push(r.error.message);
+    return null;
+  }
+
+  /** Decoded values by the key's last segment, sorted by it. */
+  decodeAll<T>(schema: Schema<T>, prefix: string, kvs: readonly RawKv[]): Map<string, T> {
+    const out: Array<[string, T]> = [];
+    for (const kv of kvs) {
+      const v = this.decode(schema, kv);
+      if (v !== null) out.push([keyName(prefix, kv.key), v]);
+    }
+    return new Map(out.sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true })));
+  }
+}
+
+export function decodeCluster(cluster: string, keys: ClusterKeys, raw: RawCluster): ClusterView {
+  const d = new Decoder();
+  const members = d.decodeAll(MemberStateSchema, keys.membersPrefix, raw.members);
+  return {
+    cluster,
+    keys,
+    revision: raw.revision,
+    exists: raw.keyCount > 0,
+    members,
+    primary: d.decode(PrimarySchema, raw.primary),
+    epoch: d.decode(EpochSchema, raw.epoch),
+    config: d.decode(ClusterConfigSchema, raw.config) ?? ClusterConfigSchema.parse({}),
+    coordinator: raw.election[0]?.value ?? null,
+    lastOp: d.decode(OpRecordSchema, raw.lastOp),
+    requests: d.decodeAll(RequestSchema, keys.requestsPrefix, raw.requests),
+    warnings: d.warnings,
+  };
+}
+
+/** Op records in epoch order; malformed ones become warnings. */
+export function decodeOps(kvs: readonly RawKv[]): { ops: OpRecord[]; warnings: string[] } {
+  const d = new Decoder();
+  const ops = kvs.map((kv) => d.decode(OpRecordSchema, kv)).filter((op): op is OpRecord => op !== null);
+  return { ops: ops.sort((a, b) => a.epoch - b.epoch), warnings: d.warnings };
+}
+
+/**
+ * Every node the cluster knows of: the members, and the nodes the primary key and the last op name.
+ * A node with no member key has no live agent: it is `gone`.
+ */
+export function knownNodes(view: Pick<ClusterView, 'members' | 'primary' | 'lastOp'>): string[] {
+  const names = new Set(view.members.keys());
+  if (view.primary) names.add(view.primary.node);
+  const op = view.lastOp;
+  if (op) {
+    for (const n of Object.keys(op.members)) names.add(n);
+    if (op.from) names.add(op.from);
+    if (op.to) names.add(op.to);
+  }
+  return [...names].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+}

@@ -1,0 +1,81 @@
+/**
+ * `primacy explain [EPOCH]`: one op record told in plain words: what triggered it, the candidates
+ * and their received positions, why the chosen one won and each other did not, and every step with
+ * its duration. Pure.
+ */
+import type { OpRecord } from '@primacy/common';
+import { fields, formatAge, formatDuration, formatTime, table } from './format.js';
+import type { Style } from './io.js';
+
+export interface ExplainJson {
+  readonly version: 1;
+  readonly cluster: string;
+  /** The op record as the coordinator wrote it (schema OpRecord in packages/common). */
+  readonly op: OpRecord;
+  readonly warnings: readonly string[];
+}
+
+export function describeTrigger(op: OpRecord): string {
+  const detected = op.steps.find((s) => s.name === 'detect')?.detail;
+  if (op.trigger === 'automatic') return op.kind === 'bootstrap' ? `bootstrap: ${op.reason}` : `automatic: ${detected || op.reason}`;
+  const id = /^request (.+)$/.exec(op.trigger)?.[1];
+  const asked = op.request ? `: ${op.kind}${op.request.to ? ` to ${op.request.to}` : ''}${op.request.force ? ', forced' : ''}` : '';
+  return `${id === undefined ? op.trigger : `operator request ${id}`}${asked}${detected ? `; ${detected}` : ''}`;
+}
+
+/** Why the chosen candidate won: the coordinator's reason in its `choose` step, else the op's reason. */
+function whyChosen(op: OpRecord): string {
+  return op.steps.find((s) => s.name === 'choose')?.detail || op.reason;
+}
+
+export function renderExplain(e: ExplainJson, now: number, style: Style): string[] {
+  const op = e.op;
+  const outcome = op.outcome === 'done' ? style.green(op.outcome) : op.outcome === 'running' ? style.yellow(op.outcome) : style.red(op.outcome);
+  const took = op.endedAt === null ? `running for ${formatDuration(now - op.startedAt)}` : `took ${formatDuration(op.endedAt - op.startedAt)}`;
+  const lines = [
+    `${style.bold(`epoch ${op.epoch}: ${op.kind} ${op.from ?? '-'} → ${op.to ?? '-'},`)} ${outcome}`,
+    ...fields([
+      ['started', `${formatTime(op.startedAt)} (${formatAge(op.startedAt, now)}), ${took}`],
+      ['coordinator', `${op.coordinator.node} (election revision ${op.coordinator.revision})`],
+      ['trigger', describeTrigger(op)],
+    ]).map((l) => `  ${l}`),
+  ];
+  const members = Object.entries(op.members);
+  if (members.length > 0) {
+    lines.push('', style.bold('members when it decided'));
+    const rows = members.map(([node, m]) => [node, m.health, m.gtid || '-', m.received || '-', m.semiSync]);
+    lines.push(...table(['NODE', 'HEALTH', 'EXECUTED', 'RECEIVED', 'SEMI-SYNC'], rows).map((l) => `  ${l}`));
+  }
+  if (op.candidates.length > 0) {
+    lines.push('', style.bold('candidates'));
+    const rows = op.candidates.map((c) => {
+      const verdict =
+        c.reason === 'chosen'
+          ? style.green(`chosen: ${whyChosen(op)}`)
+          : c.eligible
+            ? `not chosen: ${c.reason}`
+            : style.red(`refused: ${c.reason}`);
+      return [c.node, c.gtid || '-', verdict];
+    });
+    lines.push(...table(['NODE', 'RECEIVED', 'VERDICT'], rows).map((l) => `  ${l}`));
+  } else if (op.kind !== 'bootstrap' && op.outcome !== 'running') {
+    lines.push('', style.bold('candidates'), '  none were weighed');
+  }
+  if (op.catchUpFrom) {
+    const from = op.catchUpFrom;
+    lines.push('', `catch-up source: ${from.node} (${from.host}:${from.port}), up to ${from.gtid}`);
+  }
+  if (op.steps.length > 0) {
+    lines.push('', style.bold('steps'));
+    const rows = op.steps.map((s) => [
+      s.name,
+      s.outcome === 'ok' ? s.outcome : s.outcome === 'failed' ? style.red(s.outcome) : style.yellow(s.outcome),
+      s.endedAt === null ? `${formatDuration(now - s.startedAt)} so far` : formatDuration(s.endedAt - s.startedAt),
+      `+${formatDuration(s.startedAt - op.startedAt)}`,
+      s.detail,
+    ]);
+    lines.push(...table(['STEP', 'OUTCOME', 'DURATION', 'AT', 'DETAIL'], rows).map((l) => `  ${l}`));
+  }
+  lines.push('', style.bold('outcome'), `  ${outcome}: ${op.reason || '(no reason recorded)'}`);
+  return [...lines, ...e.warnings.map((w) => style.yellow(`warning: ${w}`))];
+}

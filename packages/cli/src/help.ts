@@ -1,0 +1,91 @@
+/** The help texts: one overview and one page per command. */
+import type { CommandName } from './args.js';
+
+const WHERE = `Where the cluster is (every command but sandbox):
+  --etcd URL[,URL]   etcd endpoints (env PRIMACY_ETCD; default http://127.0.0.1:2379)
+  --cluster NAME     the cluster (env PRIMACY_CLUSTER; required)
+  --root PREFIX      key root (env PRIMACY_ROOT; default /primacy)`;
+
+export const OVERVIEW = `usage: primacy COMMAND [options]
+
+Reads and steers a Primacy cluster through etcd (no database credentials needed).
+
+Commands:
+  status [--json] [--watch]        the primary, the coordinator and every node
+  topology                         the replication tree from the primary
+  history [--json]                 every operation, oldest first
+  explain [EPOCH] [--json]         why an operation went as it did (default: the newest)
+  pause | resume                   stop or allow automatic failover
+  switchover [--to NODE]           ask the coordinator to move the primary
+  failover --to NODE [--force]     ask the coordinator to promote NODE
+  sandbox up|status|kill|down      a local throw-away cluster to try Primacy on
+  help [COMMAND]                   this text, or a command's
+
+${WHERE}
+
+  -h, --help         help (also after a command: primacy status --help)
+  --version          the CLI's version
+
+Exit codes: 0 ok, 1 refused/aborted/failed, 2 usage, 3 etcd unreachable,
+4 unknown cluster/node/epoch, 5 timeout, 130 interrupted while waiting.
+See docs/cli.md.`;
+
+const PAGES: Record<CommandName, string> = {
+  status: `usage: primacy status [--json] [--watch]
+
+The cluster (primary, epoch, coordinator, paused, last operation) and a table of every node: role,
+state, health, read_only, executed GTID position, lag, semi-sync and agent version. Nodes named by
+the last operation that have no member key show as "gone".
+
+  --json    machine-readable output (schema version 1, see docs/cli.md)
+  --watch   redraw on every change in etcd and at least every second, until Ctrl-C
+            (with --json: one JSON document per line)`,
+  topology: `usage: primacy topology
+
+The replication tree from the primary, with lag and broken replication; nodes that replicate from
+nowhere, from outside the tree, or that have diverged are listed apart.`,
+  history: `usage: primacy history [--json]
+
+Every operation recorded in etcd (ops/), oldest first: epoch, kind, from, to, start, duration,
+outcome and reason.`,
+  explain: `usage: primacy explain [EPOCH] [--json]
+
+The decision record of one operation (default: the newest): what triggered it, the members and
+candidates with their GTID positions, why the chosen one won and why the others did not, and every
+step with its duration.`,
+  pause: `usage: primacy pause
+
+Sets paused in the cluster's config, keeping its other fields: the coordinator then refuses
+automatic failover, and records each refusal in ops/ with the reason.`,
+  resume: `usage: primacy resume
+
+Clears paused in the cluster's config: automatic failover is allowed again.`,
+  switchover: `usage: primacy switchover [--to NODE] [--no-wait] [--timeout S]
+
+Asks the coordinator to move the primary to NODE (or to the replica it chooses), then waits for the
+outcome, printing each step.
+
+  --to NODE     the replica to promote (default: the coordinator chooses)
+  --no-wait     print the request id and return at once
+  --timeout S   how long to wait, in seconds (default 60); a request nobody took by then is deleted`,
+  failover: `usage: primacy failover --to NODE [--force] [--no-wait] [--timeout S]
+
+Asks the coordinator to promote NODE now, whatever the state of the primary, then waits for the
+outcome, printing each step.
+
+  --to NODE     the replica to promote (required)
+  --force       let the coordinator override its safety rules (errant GTIDs, no-promote, lag)
+  --no-wait     print the request id and return at once
+  --timeout S   how long to wait, in seconds (default 60); a request nobody took by then is deleted`,
+  sandbox: `usage: primacy sandbox up|status|kill|down ...
+
+A local throw-away cluster (MariaDB servers, etcd and agents) to try Primacy on.
+Run primacy sandbox --help for its options.`,
+  help: `usage: primacy help [COMMAND]`,
+};
+
+export function helpText(topic: CommandName | null): string {
+  if (topic === null) return OVERVIEW;
+  const page = PAGES[topic];
+  return topic === 'sandbox' || topic === 'help' ? page : `${page}\n\n${WHERE}`;
+}

@@ -1,0 +1,225 @@
+/**
+ * `primacy status`: the cluster as one model (also the `--json` output, schema version 1 in
+ * docs/cli.md) and its rendering as a header and an aligned table. Pure: a view and a time in, lines out.
+ */
+import type { Health, MemberState, OpRecord, ReplicationState, SemiSyncState } from '@primacy/common';
+import { knownNodes, type ClusterView } from './cluster.js';
+import { fields, formatAge, formatDuration, table } from './format.js';
+import type { Style } from './io.js';
+
+/** What the CLI makes of a node, worst first: see docs/cli.md. */
+export type NodeCondition = 'gone' | 'diverged' | 'fenced' | 'down' | 'refusing' | 'auth_error' | 'broken' | 'ok';
+
+export interface NodeStatus {
+  readonly node: string;
+  /** Named by the cluster's primary key. */
+  readonly primary: boolean;
+  readonly state: NodeCondition;
+  readonly role: MemberState['role'] | null;
+  readonly health: Health | null;
+  readonly error: string | null;
+  readonly fenced: boolean | null;
+  readonly readOnly: boolean | null;
+  readonly host: string | null;
+  readonly port: number | null;
+  readonly gtidExecuted: string | null;
+  readonly gtidReceived: string | null;
+  readonly lagMs: number | null;
+  readonly replication: Omit<ReplicationState, 'autoPosition' | 'secondsBehind'> | null;
+  readonly semiSync: Omit<SemiSyncState, 'sourceClients'> | null;
+  readonly errant: string | null;
+  readonly agentVersion: string | null;
+  readonly serverVersion: string | null;
+  readonly updatedAt: number | null;
+}
+
+export interface OpSummary {
+  readonly epoch: number;
+  readonly kind: OpRecord['kind'];
+  readonly from: string | null;
+  readonly to: string | null;
+  readonly trigger: string;
+  readonly outcome: OpRecord['outcome'];
+  readonly reason: string;
+  readonly startedAt: number;
+  readonly endedAt: number | null;
+  readonly durationMs: number | null;
+}
+
+export interface StatusJson {
+  readonly version: 1;
+  readonly cluster: string;
+  readonly revision: string;
+  readonly readAt: number;
+  readonly paused: boolean;
+  readonly epoch: number | null;
+  readonly primary: { node: string; host: string; port: number; epoch: number; state: string; since: number; gtid: string } | null;
+  readonly coordinator: string | null;
+  readonly lastOp: OpSummary | null;
+  readonly requests: ReadonlyArray<{ id: string; kind: string; to: string | null; force: boolean; requestedAt: number; by: string }>;
+  readonly nodes: readonly NodeStatus[];
+  readonly warnings: readonly string[];
+}
+
+export function conditionOf(m: MemberState | undefined): NodeCondition {
+  if (!m) return 'gone';
+  if (m.role === 'diverged') return 'diverged';
+  if (m.fenced) return 'fenced';
+  if (m.health !== 'up') return m.health;
+  if (replicationBroken(m.server?.replication ?? null)) return 'broken';
+  return 'ok';
+}
+
+export function replicationBroken(r: ReplicationState | null): boolean {
+  return r !== null && (r.ioState !== 'running' || !r.sqlRunning || r.lastIoError !== '' || r.lastSqlError !== '');
+}
+
+export function summarizeOp(op: OpRecord): OpSummary {
+  return {
+    epoch: op.epoch,
+    kind: op.kind,
+    from: op.from,
+    to: op.to,
+    trigger: op.trigger,
+    outcome: op.outcome,
+    reason: op.reason,
+    startedAt: op.startedAt,
+    endedAt: op.endedAt,
+    durationMs: op.endedAt === null ? null : op.endedAt - op.startedAt,
+  };
+}
+
+function nodeStatus(node: string, m: MemberState | undefined, isPrimary: boolean): NodeStatus {
+  const s = m?.server ?? null;
+  const r = s?.replication ?? null;
+  return {
+    node,
+    primary: isPrimary,
+    state: conditionOf(m),
+    role: m?.role ?? null,
+    health: m?.health ?? null,
+    error: m?.error ?? null,
+    fenced: m?.fenced ?? null,
+    readOnly: s?.readOnly ?? null,
+    host: m?.host ?? null,
+    port: m?.port ?? null,
+    gtidExecuted: s?.gtid.executed ?? null,
+    gtidReceived: s?.gtid.received ?? null,
+    lagMs: s?.lagMs ?? null,
+    replication: r && { sourceHost: r.sourceHost, sourcePort: r.sourcePort, ioState: r.ioState, sqlRunning: r.sqlRunning, lastIoError: r.lastIoError, lastSqlError: r.lastSqlError },
+    semiSync: s && { sourceEnabled: s.semiSync.sourceEnabled, sourceActive: s.semiSync.sourceActive, replicaEnabled: s.semiSync.replicaEnabled, replicaActive: s.semiSync.replicaActive },
+    errant: m?.errant ?? null,
+    agentVersion: m?.agentVersion ?? null,
+    serverVersion: s?.version ?? null,
+    updatedAt: m?.updatedAt ?? null,
+  };
+}
+
+export function statusModel(view: ClusterView, readAt: number): StatusJson {
+  const p = view.primary;
+  return {
+    version: 1,
+    cluster: view.cluster,
+    revision: view.revision,
+    readAt,
+    paused: view.config.paused,
+    epoch: view.epoch,
+    primary: p && { node: p.node, host: p.host, port: p.port, epoch: p.epoch, state: p.state, since: p.since, gtid: p.gtid },
+    coordinator: view.coordinator,
+    lastOp: view.lastOp && summarizeOp(view.lastOp),
+    requests: [...view.requests].map(([id, r]) => ({ id, kind: r.kind, to: r.to, force: r.force, requestedAt: r.requestedAt, by: r.by })),
+    nodes: knownNodes(view).map((n) => nodeStatus(n, view.members.get(n), p?.node === n)),
+    warnings: view.warnings,
+  };
+}
+
+/** `src active, rep off`: each side off, on (enabled but not waiting or acknowledging) or active. */
+export function formatSemiSync(s: NodeStatus['semiSync'], style: Style): string {
+  if (!s) return '-';
+  const side = (enabled: boolean, active: boolean) => (!enabled ? 'off' : active ? style.green('active') : style.yellow('on'));
+  return `src ${side(s.sourceEnabled, s.sourceActive)}, rep ${side(s.replicaEnabled, s.replicaActive)}`;
+}
+
+export function colorCondition(state: NodeCondition, style: Style): string {
+  switch (state) {
+    case 'ok':
+      return style.green(state);
+    case 'gone':
+      return style.dim(state);
+    case 'refusing':
+    case 'fenced':
+      return style.yellow(state);
+    default:
+      return style.red(state);
+  }
+}
+
+export function describeOp(op: OpSummary, now: number, style: Style): string {
+  const outcome = op.outcome === 'done' ? style.green(op.outcome) : op.outcome === 'running' ? style.yellow(op.outcome) : style.red(op.outcome);
+  const when = op.endedAt === null ? `started ${formatAge(op.startedAt, now)}` : `${formatAge(op.endedAt, now)} (took ${formatDuration(op.endedAt - op.startedAt)})`;
+  return `epoch ${op.epoch} ${op.kind} ${op.from ?? '-'} → ${op.to ?? '-'}, ${outcome} ${when}`;
+}
+
+export function renderStatus(s: StatusJson, now: number, style: Style): string[] {
+  const p = s.primary;
+  const primaryLine = p
+    ? `${style.bold(p.node)}, epoch ${p.epoch}, ${p.state === 'ready' ? style.green(p.state) : style.yellow(p.state)} since ${formatDuration(now - p.since)}`
+    : style.red('none');
+  const header: Array<[string, string]> = [
+    ['cluster', `${style.bold(s.cluster)} (etcd revision ${s.revision})`],
+    ['primary', primaryLine],
+    ['coordinator', s.coordinator ?? style.red('none')],
+    ['paused', s.paused ? style.yellow('yes: no automatic failover') : 'no'],
+    ['last op', s.lastOp ? describeOp(s.lastOp, now, style) : 'none'],
+  ];
+  for (const r of s.requests) {
+    header.push(['request', `${r.id}: ${r.kind}${r.to ? ` to ${r.to}` : ''}${r.force ? ' (forced)' : ''} by ${r.by}, ${formatAge(r.requestedAt, now)}, not taken yet`]);
+  }
+  const rows = s.nodes.map((n) => [
+    `${n.primary ? '*' : ' '} ${n.primary ? style.bold(n.node) : n.node}`,
+    n.role ?? '-',
+    colorCondition(n.state, style),
+    n.health === null ? '-' : n.health === 'up' ? n.health : style.red(n.health),
+    n.readOnly === null ? '-' : n.readOnly ? 'on' : n.primary ? 'off' : style.red('off'),
+    n.gtidExecuted || '-',
+    n.lagMs === null ? '-' : formatDuration(n.lagMs),
+    formatSemiSync(n.semiSync, style),
+    n.agentVersion ?? '-',
+  ]);
+  return [
+    ...fields(header),
+    '',
+    ...table(['  NODE', 'ROLE', 'STATE', 'HEALTH', 'READ_ONLY', 'GTID EXECUTED', 'LAG', 'SEMI-SYNC', 'AGENT'], rows, style),
+    ...(s.nodes.some((n) => n.primary) ? [style.dim('* the primary named in etcd')] : []),
+    ...s.nodes.flatMap((n) => {
+      const why = explainCondition(n);
+      return why === null ? [] : [`${n.node}: ${why}`];
+    }),
+    ...s.warnings.map((w) => style.yellow(`warning: ${w}`)),
+  ];
+}
+
+/** Why a node is not `ok`, in one line; null when it is. */
+export function explainCondition(n: NodeStatus): string | null {
+  switch (n.state) {
+    case 'ok':
+      return null;
+    case 'gone':
+      return 'no member key: its agent is gone (lease expired) or was never started';
+    case 'diverged':
+      return `diverged${n.errant ? `: errant transactions ${n.errant}` : ''}; kept out of rotation`;
+    case 'fenced':
+      return 'fenced by its agent: read-only, client sessions killed';
+    case 'broken':
+      return describeReplication(n.replication);
+    default:
+      return `server ${n.state}${n.error ? `: ${n.error}` : ''}`;
+  }
+}
+
+/** The state of a replica's threads, in one line: `IO connecting (error …), SQL stopped (error …)`. */
+export function describeReplication(r: NodeStatus['replication']): string {
+  if (!r) return 'replicates from nowhere';
+  const parts = [`IO ${r.ioState}${r.lastIoError ? ` (${r.lastIoError})` : ''}`, `SQL ${r.sqlRunning ? 'running' : 'stopped'}${r.lastSqlError ? ` (${r.lastSqlError})` : ''}`];
+  return `replication from ${r.sourceHost}:${r.sourcePort}: ${parts.join(', ')}`;
+}
