@@ -59,6 +59,7 @@ export class Agent {
   private snapshot: ClusterSnapshot | null = null;
   private revokedEpoch: number | null = null;
   private wakeNodeLoop: (() => void) | null = null;
+  private readonly reportedInvalid = new Set<string>();
   private campaigner: Campaigner | null = null;
   private coordinatorNode: string | null = null;
   private etcdState = { reachable: false, lastError: null as string | null };
@@ -382,6 +383,9 @@ export class Agent {
       await this.driver.resetReplication();
     }
     if (this.config.replication.semiSync) await this.driver.setSemiSyncSource(true, this.config.replication.semiSyncTimeoutMs);
+    // The waits above can be long: make sure, on a fresh read, that this node is still the one to promote.
+    const { primary } = await this.store.readPrimary();
+    if (primary?.node !== this.config.node || primary.epoch !== epoch || primary.state === 'switching') throw new Error(`no longer the primary to promote (etcd names ${primary?.node ?? 'none'}, epoch ${primary?.epoch ?? 0})`);
     if (!this.keeper.isLive()) throw new Error('lease lost during promotion');
     await this.driver.setReadOnly(false);
     this.fenced = false;
@@ -401,8 +405,8 @@ export class Agent {
   }
 
   private async selfFence(reason: string): Promise<void> {
-    const s = this.observation?.state;
-    if (s && s.readOnly && this.fenced) return;
+    // A node last seen read-only needs nothing (a replica's read sessions are left alone); any other, or one not seen, is fenced.
+    if (this.observation?.health === 'up' && this.observation.state?.readOnly) return;
     await this.fence(reason).catch((err: unknown) => this.log.error({ err: describeError(err) }, 'self-fencing failed'));
   }
 
@@ -448,7 +452,11 @@ export class Agent {
     const prev = this.snapshot;
     this.snapshot = snap;
     if (prev && (JSON.stringify(prev.primary) !== JSON.stringify(snap.primary) || JSON.stringify(prev.pendingOp) !== JSON.stringify(snap.pendingOp))) this.wakeNodeLoop?.();
-    for (const e of snap.invalid) this.log.warn({ key: e.key }, e.message);
+    for (const e of snap.invalid) {
+      if (this.reportedInvalid.has(e.message)) continue;
+      this.reportedInvalid.add(e.message); // once per distinct bad value, not on every read
+      this.log.warn({ key: e.key }, e.message);
+    }
     this.primary = snap.primary;
     this.primaryMember = snap.primary ? (snap.members.get(snap.primary.node) ?? null) : null;
     this.coordinatorNode = snap.campaigners[0]?.node ?? null;

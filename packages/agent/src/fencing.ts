@@ -3,6 +3,8 @@
  * killed before read_only is set because SET GLOBAL read_only waits for commits in flight, and under
  * semi-sync a commit whose replicas were revoked waits for the whole semi-sync timeout. They are
  * killed again after, for any session that slipped in between (MariaDB's SUPER users ignore read_only).
+ * Each step is tried even when the one before failed: a session that could not be killed must not
+ * keep the node from turning read-only.
  */
 import type { NodeDriver } from './node/driver.js';
 
@@ -10,14 +12,20 @@ export async function fenceNode(driver: NodeDriver, attempts = 3): Promise<{ kil
   let killed = 0;
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {
-    try {
-      killed += await driver.killClientSessions();
-      await driver.setReadOnly(true);
-      killed += await driver.killClientSessions();
-      return { killed };
-    } catch (err) {
-      lastError = err;
-    }
+    let failed = false;
+    const attempt = async (step: () => Promise<number | void>): Promise<void> => {
+      try {
+        const n = await step();
+        if (typeof n === 'number') killed += n;
+      } catch (err) {
+        failed = true;
+        lastError = err;
+      }
+    };
+    await attempt(() => driver.killClientSessions());
+    await attempt(() => driver.setReadOnly(true));
+    await attempt(() => driver.killClientSessions());
+    if (!failed) return { killed };
   }
   throw lastError;
 }

@@ -98,3 +98,10 @@ test('a missing secret, file or YAML error is a clear ConfigError', () => {
 test('compileAgentConfig validates objects built in code the same way', () => {
   assert.throws(() => compileAgentConfig({ cluster: 'x' }, { env: {} }), /etcd|node/);
 });
+
+test('etcd TLS files resolve against the config file and must be readable', () => {
+  writeFileSync(join(dir, 'ca.pem'), 'x');
+  const c = loadAgentConfig(write('tls.yaml', minimal.replace('  endpoints: [http://127.0.0.1:2379]', '  endpoints: [https://127.0.0.1:2379]\n  tls: { ca: ca.pem }')), { REPL_PW: 'x' });
+  assert.equal(c.etcd.tls?.ca, join(dir, 'ca.pem'));
+  rejects(minimal.replace('  endpoints: [http://127.0.0.1:2379]', '  endpoints: [https://127.0.0.1:2379]\n  tls: { ca: missing.pem }'), /etcd\.tls\.ca: cannot read .*missing\.pem: ENOENT/);
+});

@@ -3,7 +3,7 @@
  * schema that fills every default, then frozen. Passwords are read from files or the environment,
  * never from the YAML itself and never from etcd.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -172,6 +172,21 @@ function readSecret(ref: SecretRef, what: string, baseDir: string, env: NodeJS.P
   }
 }
 
+/** TLS files resolve against the config file's folder and must be readable now, not at the first etcd call. */
+function resolveTls<T extends { ca: string; cert?: string | undefined; key?: string | undefined }>(tls: T, baseDir: string, source: string): T {
+  const check = (what: string, file: string | undefined): string | undefined => {
+    if (file === undefined) return undefined;
+    const path = resolve(baseDir, file);
+    try {
+      accessSync(path, constants.R_OK);
+    } catch (cause) {
+      throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${source}: etcd.tls.${what}: cannot read ${path}: ${(cause as NodeJS.ErrnoException).code ?? 'error'}`, { cause });
+    }
+    return path;
+  };
+  return { ...tls, ca: check('ca', tls.ca)!, cert: check('cert', tls.cert), key: check('key', tls.key) };
+}
+
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {
     for (const v of Object.values(value)) deepFreeze(v);
@@ -193,12 +208,13 @@ export function compileAgentConfig(doc: unknown, options: { source?: string; env
   if (c.timings.fenceMarginMs >= c.timings.leaseTtlS * 1000) {
     throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${source}: timings.fenceMarginMs: expected less than the lease TTL (${c.timings.leaseTtlS * 1000} ms)`);
   }
+  const tls = c.etcd.tls ? resolveTls(c.etcd.tls, baseDir, source) : undefined;
   const secrets: Secrets = {
     mysqlPassword: readSecret(c.mysql.password, 'mysql.password', baseDir, env),
     replicationPassword: readSecret(c.replication.password, 'replication.password', baseDir, env),
     etcdPassword: c.etcd.password ? readSecret(c.etcd.password, 'etcd.password', baseDir, env) : undefined,
   };
-  return deepFreeze({ ...c, secrets, source });
+  return deepFreeze({ ...c, etcd: { ...c.etcd, tls }, secrets, source });
 }
 
 /** Reads and validates the agent's YAML config file. Throws ConfigError with one line naming the field. */

@@ -147,7 +147,7 @@ export const OpRecordSchema = z.object({
   /** Automatic, or the operator request that asked for it. */
   trigger: z.string(),
   /** The operator's request, when one started this operation: its target and whether the rules may be overridden. */
-  request: z.object({ id: z.string(), to: z.string().nullable(), force: z.boolean() }).nullable(),
+  request: z.object({ id: z.string(), to: z.string().nullable(), force: z.boolean() }).nullable().default(null),
   coordinator: z.object({ node: z.string(), revision: z.string() }),
   startedAt: z.number(),
   endedAt: z.number().nullable(),
@@ -155,7 +155,7 @@ export const OpRecordSchema = z.object({
   outcome: z.enum(['running', 'done', 'aborted', 'refused']),
   reason: z.string(),
   /** When the candidate is not the most advanced node, it first replicates from this one until it has its position. */
-  catchUpFrom: z.object({ node: z.string(), host: z.string(), port: z.number().int(), gtid: z.string() }).nullable(),
+  catchUpFrom: z.object({ node: z.string(), host: z.string(), port: z.number().int(), gtid: z.string() }).nullable().default(null),
   /** The members as the coordinator saw them when it decided. */
   members: z.record(
     z.string(),

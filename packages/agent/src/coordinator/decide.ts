@@ -85,6 +85,8 @@ export function decide(v: ClusterView): Decision {
     if (m && promotionDone(m, p.epoch)) {
       return { kind: 'mark-ready', node: p.node, epoch: p.epoch, reason: `${p.node} is writable and writes heartbeats of epoch ${p.epoch}` };
     }
+    // A candidate whose agent or server dies while it is being promoted is failed like any primary.
+    return decideFailover(v, p);
   }
   return NONE;
 }

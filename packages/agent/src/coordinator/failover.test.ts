@@ -159,7 +159,7 @@ test('decide: a second failure inside the anti-flapping window is refused with t
   const current = op({ epoch: 4, outcome: 'done', endedAt: 9_000 });
   const d = decide(view([deadPrimary, replica('db2', '0-1-10')], { currentOp: current }));
   assert.equal(kind(d), 'failover-refused');
-  assert.match(reason(d), /anti-flapping: the last failover \(epoch 4\) ended 1 s ago/);
+  assert.match(reason(d), /anti-flapping: the last failover \(epoch 4\) ended at 1970-01-01T00:00:09.000Z, inside the 300 s window/);
   assert.equal(kind(decide(view([deadPrimary, replica('db2', '0-1-10')], { currentOp: current, now: 9_000 + 300_001 }))), 'failover-start');
 });
 
@@ -216,4 +216,11 @@ test('decide: a diverged member is named with its extra GTIDs in the epoch\'s re
   assert.match(reason(d), /db3 has transactions db1 lacks: 0-3-11/);
   const noted = { ...current, steps: [{ name: 'diverged db3', startedAt: 1, endedAt: 1, outcome: 'failed' as const, detail: '' }] };
   assert.equal(kind(decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), diverged], { currentOp: noted }))), 'none');
+});
+
+test('decide: a candidate that dies while being promoted is failed over like any primary', () => {
+  const promoting = primary('db1', { epoch: 4, state: 'promoting' });
+  assert.equal(kind(decide(view([replica('db2', '0-1-10'), replica('db3', '0-1-10')], { primary: promoting }))), 'failover-start');
+  const alive = member('db1', {}, { readOnly: true });
+  assert.equal(kind(decide(view([alive, replica('db2', '0-1-10')], { primary: promoting }))), 'none');
 });

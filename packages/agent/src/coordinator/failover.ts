@@ -16,7 +16,7 @@ export interface Failure {
  */
 export function detectFailure(p: Primary, members: ReadonlyMap<string, MemberState>): Failure | null {
   const m = members.get(p.node);
-  if (!m) return { reason: `the agent of ${p.node} is gone: its lease expired` };
+  if (!m) return { reason: `the agent of ${p.node} is gone: its lease expired or was revoked` };
   if (m.health !== 'down') return null;
   const receiving = [...members.values()].filter(
     (r) => r.node !== p.node && r.server?.replication?.ioState === 'running' && isPointedAt(r, p),
@@ -35,8 +35,8 @@ export function refuseAutomatic(config: ClusterConfig, currentOp: OpRecord | nul
   if (config.paused) return 'the cluster is paused';
   const window = config.antiFlapMs ?? antiFlapMs;
   if (currentOp?.kind === 'failover' && currentOp.outcome === 'done' && currentOp.endedAt !== null && now - currentOp.endedAt < window) {
-    const ago = Math.round((now - currentOp.endedAt) / 1000);
-    return `anti-flapping: the last failover (epoch ${currentOp.epoch}) ended ${ago} s ago, inside the ${Math.round(window / 1000)} s window`;
+    // No elapsed time in the text: the same refusal must read the same on every tick, so it is recorded once.
+    return `anti-flapping: the last failover (epoch ${currentOp.epoch}) ended at ${new Date(currentOp.endedAt).toISOString()}, inside the ${Math.round(window / 1000)} s window`;
   }
   return null;
 }

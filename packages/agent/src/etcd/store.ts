@@ -133,9 +133,10 @@ export class ClusterStore {
     puts: ReadonlyArray<{ key: string; value: unknown }>,
     deletes: readonly string[] = [],
   ): Promise<boolean> {
-    const txn = this.client
-      .if(token.key, 'Create', '==', token.createRevision)
-      .and(this.keys.primary, 'Mod', '==', primaryModRevision)
+    let guard = this.client.if(token.key, 'Create', '==', token.createRevision).and(this.keys.primary, 'Mod', '==', primaryModRevision);
+    // A request consumed here must still exist: an operator who withdrew it must not see it run anyway.
+    for (const key of deletes) if (key.startsWith(this.keys.requestsPrefix)) guard = guard.and(key, 'Version', '>', 0);
+    const txn = guard
       .then(
         ...puts.map((p) => this.client.put(p.key).value(encodeValue(p.value))),
         ...deletes.map((key) => this.client.delete().key(key)),
