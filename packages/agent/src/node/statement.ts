@@ -53,6 +53,9 @@ export class StatementRunner {
 
 /** The statement's leading words up to its first value, e.g. `SELECT MASTER_GTID_WAIT`, `CHANGE MASTER TO`. */
 export function statementName(sql: string): string {
+  // A query over a table is named by it: "SELECT … FROM information_schema.PROCESSLIST".
+  const from = /^\s*SELECT\s.*?\sFROM\s+([\w.]+)/is.exec(sql);
+  if (from && !/^\s*SELECT\s+\w+\(/i.test(sql)) return `SELECT … FROM ${from[1]}`;
   const name: string[] = [];
   for (const word of sql.trim().split(/\s+/).slice(0, 4)) {
     const head = word.split('(')[0] ?? '';
