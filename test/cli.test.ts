@@ -280,3 +280,23 @@ describe('requests, where no coordinator runs', () => {
     assert.deepEqual(await c.etcd.getAll().prefix(copy.requestsPrefix).keys(), []);
   });
 });
+
+describe('requests answered by the live coordinator', () => {
+  test('switchover --to waits, shows each step, and exits 0 when the new primary is ready', async () => {
+    const before = (await c.primary())!;
+    const to = before.node === 'db2' ? 'db3' : 'db2';
+    const r = await cli(['switchover', '--to', to, '--timeout', '25']);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /demote/);
+    assert.match(r.out, /done/);
+    const p = (await c.primary())!;
+    assert.deepEqual([p.node, p.epoch, p.state], [to, before.epoch + 1, 'ready']);
+  });
+
+  test('a refused switchover exits 1 with the coordinator\'s reason', async () => {
+    const p = (await c.primary())!;
+    const r = await cli(['switchover', '--to', p.node, '--timeout', '10']);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /already the primary/);
+  });
+});
