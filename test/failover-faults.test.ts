@@ -68,7 +68,8 @@ describe('failover under harder faults', () => {
     // still restarting) rolls it back and starts again; either way it finishes, and nothing is done twice.
     const resumed = op.startedAt <= startedAt;
     process.stdout.write(`# coordinator handover: the failover was ${resumed ? 'resumed' : 'rolled back and started again'} by ${op.coordinator.node}\n`);
-    assert.equal(op.coordinator.node, 'db3', `finished by the next coordinator: ${JSON.stringify(op.coordinator)}`);
+    // db1's and db3's agents campaigned before db2's restarted one, so one of them coordinates now.
+    assert.notEqual(op.coordinator.node, 'db2', `finished by the next coordinator: ${JSON.stringify(op.coordinator)}`);
     assert.equal(op.steps.filter((s) => s.name === 'write primary').length, 1, 'the promotion was written once');
     await finish(run);
   });
