@@ -164,21 +164,22 @@ describe('failover', () => {
       }
     }
     // MariaDB keeps one more connection for SUPER users: take it, drop the agent's own connections
-    // from it, and take the slots they freed, so that the agent's reconnects meet error 1040.
+    // from it, and take the slots they freed, until the agent's reconnects meet error 1040. The agent
+    // reconnects every probe, so this repeats until it is seen refusing.
     const spare = await server.connect(undefined, { connectTimeout: 500 });
-    const [agentSessions] = await spare.query("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = 'primacy' AND ID <> CONNECTION_ID()");
-    for (const { id } of agentSessions as Array<{ id: number }>) await spare.query(`KILL CONNECTION ${id}`).catch(() => undefined);
-    for (let i = 0; i < 10; i++) {
-      try {
-        hogs.push(await server.connect(undefined, { connectTimeout: 500 }));
-      } catch {
-        break;
-      }
-    }
     const refusing = await waitFor('the primary\'s agent to see it refusing', async () => {
+      const [agentSessions] = await spare.query("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = 'primacy' AND ID <> CONNECTION_ID()");
+      for (const { id } of agentSessions as Array<{ id: number }>) await spare.query(`KILL CONNECTION ${id}`).catch(() => undefined);
+      for (let i = 0; i < 10; i++) {
+        try {
+          hogs.push(await server.connect(undefined, { connectTimeout: 500 }));
+        } catch {
+          break;
+        }
+      }
       const m = await c.member(old.node);
       return m?.health === 'refusing' ? m : undefined;
-    }, { timeoutMs: 10_000 });
+    }, { timeoutMs: 20_000, intervalMs: 300 });
     assert.match(refusing.error ?? '', /1040|too many connections/i);
     await new Promise((r) => setTimeout(r, 3000));
     const now = (await c.primary())!;

@@ -92,7 +92,7 @@ async function launch(o: AgentOptions, dir: string, configFile: string, httpPort
   await waitFor(`agent ${o.node} HTTP API`, async () => {
     if (!proc.isRunning()) throw new WaitAborted(`agent ${o.node} exited: ${readTail(logFile)}`);
     return fetch(`${url}/status`).then((r) => (r.ok ? true : undefined), () => undefined);
-  }, { timeoutMs: 15_000 });
+  }, { timeoutMs: 30_000 }); // tsx compiles the agent at start: slow on a loaded machine
   const handle: AgentProcess = {
     node: o.node,
     url,

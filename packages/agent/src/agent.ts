@@ -28,6 +28,9 @@ const HANDOVER_MS = 10_000;
 /** The probe interval while an operation is under way. */
 const OPERATION_PROBE_MS = 50;
 
+/** How often an agent re-reads the cluster when nothing runs and no watch event came. */
+const IDLE_REFRESH_MS = 1000;
+
 export interface AgentDeps {
   readonly clock?: Clock;
   readonly logger?: Logger;
@@ -421,26 +424,42 @@ export class Agent {
   }
 
   /** Keeps the primary, the coordinator's identity, and the coordinator loop current. */
+  /**
+   * Keeps the primary, the coordinator's identity, and the coordinator loop current. A watch on the
+   * cluster's keys wakes it; otherwise it re-reads every second, or every probe interval while an
+   * operation runs (the coordinator's waits are bounded in time).
+   */
   private async clusterLoop(): Promise<void> {
     let wake: (() => void) | null = null;
-    const hint = (): void => wake?.();
+    let dirty = false;
+    const hint = (): void => {
+      dirty = true;
+      wake?.();
+    };
     while (!this.stopping.signal.aborted) {
       if (this.unwatch === null && this.keeper.isLive()) {
-        this.unwatch = await watchHints(this.etcd, this.store.keys.prefix, hint).catch((err: unknown) => {
+        this.unwatch = await watchHints(this.etcd, this.store.keys.prefix, hint, () => {
+          // A cancelled watch (compaction, a lost member) is re-read now and re-created on the next turn.
+          this.unwatch = null;
+          hint();
+        }).catch((err: unknown) => {
           this.etcdFailed(err);
           return null;
         });
       }
+      dirty = false;
       try {
         if (this.keeper.isLive() || !this.etcdState.reachable) await this.refreshCluster();
       } catch (err) {
         this.etcdFailed(err);
       }
+      if (dirty) continue;
+      const busy = this.snapshot?.pendingOp?.outcome === 'running' || this.snapshot?.primary?.state !== 'ready' || (this.snapshot?.requests.size ?? 0) > 0;
       const wait = new AbortController();
       wake = () => wait.abort();
       const onStop = (): void => wait.abort();
       this.stopping.signal.addEventListener('abort', onStop, { once: true });
-      await sleep(this.config.timings.probeIntervalMs, wait.signal);
+      await sleep(busy ? this.config.timings.probeIntervalMs : IDLE_REFRESH_MS, wait.signal);
       this.stopping.signal.removeEventListener('abort', onStop);
       wake = null;
     }

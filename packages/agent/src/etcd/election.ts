@@ -17,12 +17,15 @@ export async function campaign(store: ClusterStore, lease: Lease, leaseId: strin
   return { key, node, createRevision: String(kv.create_revision), lease: String(kv.lease) };
 }
 
-/** Calls `onChange` whenever any election key or the primary key changes: a hint to re-read. */
-export async function watchHints(client: Etcd3, prefix: string, onChange: () => void): Promise<() => Promise<void>> {
+/** Calls `onChange` whenever a key of the cluster changes: a hint to re-read. `onError` when the watch ends. */
+export async function watchHints(client: Etcd3, prefix: string, onChange: () => void, onError: () => void): Promise<() => Promise<void>> {
   const watcher = await client.watch().prefix(prefix).create();
   watcher.on('put', onChange);
   watcher.on('delete', onChange);
-  watcher.on('error', onChange); // a cancelled watch (compaction) is re-read by the periodic tick
+  watcher.on('error', () => {
+    void watcher.cancel().catch(() => undefined);
+    onError();
+  });
   return async () => {
     await watcher.cancel().catch(() => undefined);
   };
