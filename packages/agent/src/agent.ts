@@ -31,6 +31,9 @@ const OPERATION_PROBE_MS = 50;
 /** How often an agent re-reads the cluster when nothing runs and no watch event came. */
 const IDLE_REFRESH_MS = 1000;
 
+/** A cluster snapshot younger than this is not read again before a node action. */
+const FRESH_SNAPSHOT_MS = 100;
+
 export interface AgentDeps {
   readonly clock?: Clock;
   readonly logger?: Logger;
@@ -60,6 +63,7 @@ export class Agent {
   private primary: Primary | null = null;
   private primaryMember: MemberState | null = null;
   private snapshot: ClusterSnapshot | null = null;
+  private snapshotAt = 0;
   private revokedEpoch: number | null = null;
   private wakeNodeLoop: (() => void) | null = null;
   private readonly reportedInvalid = new Set<string>();
@@ -318,7 +322,8 @@ export class Agent {
   /** Plans on the last known state; acts only after a fresh read agrees (watches are hints). */
   private async act(): Promise<boolean> {
     if (planNodeAction(this.planInput(this.primary)).kind === 'none') return false;
-    if (this.keeper.isLive()) {
+    // A snapshot read moments ago (it is what woke this loop) is current enough; promotion re-reads anyway.
+    if (this.keeper.isLive() && this.clock.now() - this.snapshotAt > FRESH_SNAPSHOT_MS) {
       try {
         await this.refreshCluster();
       } catch (err) {
@@ -467,6 +472,7 @@ export class Agent {
 
   private async refreshCluster(): Promise<void> {
     const snap = await this.store.snapshot();
+    this.snapshotAt = this.clock.now();
     this.etcdRecovered();
     const prev = this.snapshot;
     this.snapshot = snap;
