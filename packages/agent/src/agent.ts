@@ -245,8 +245,10 @@ export class Agent {
     } else this.downProbes = 0;
     const prev = this.observation;
     if (prev?.health !== o.health) this.log[o.health === 'up' ? 'info' : 'warn']({ health: o.health, err: o.error }, `server is ${o.health}`);
-    // A server seen down for fewer probes than configured keeps its last state: one slow probe is not a failure.
-    if (o.health === 'down' && this.downProbes < this.config.timings.downAfterProbes && prev) return;
+    // A server seen down for fewer probes than configured keeps its last state: one slow probe is not a
+    // failure. A refused connection is: nothing listens on the port, so mysqld is gone.
+    const gone = o.health === 'down' && /ECONNREFUSED/.test(o.error ?? '');
+    if (o.health === 'down' && !gone && this.downProbes < this.config.timings.downAfterProbes && prev) return;
     this.observation = o;
   }
 
