@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mariaStateMissing } from '@primacy/common';
 import { APP, cleanupAll, startEtcd, startProxy, waitFor, type EtcdCluster } from './harness/index.js';
-import { Writer, WritableWatch, missingAcks, startCluster, type ClusterOptions, type TestCluster } from './support/cluster.js';
+import { finishWitnessed, startWitnessed, type ClusterOptions, type TestCluster, type WitnessedCluster } from './support/cluster.js';
 
 let etcd: EtcdCluster;
 
@@ -20,32 +20,9 @@ after(async () => {
   await cleanupAll();
 });
 
-interface Run {
-  readonly c: TestCluster;
-  readonly writer: Writer;
-  readonly watch: WritableWatch;
-}
+const running = (options: ClusterOptions = {}): Promise<WitnessedCluster> => startWitnessed(etcd, options);
 
-async function running(options: ClusterOptions = {}): Promise<Run> {
-  const c = await startCluster(etcd, options);
-  const writer = new Writer(c).start();
-  const watch = new WritableWatch(c).start();
-  await waitFor('the writer to get acknowledgements', () => (writer.acked.size >= 20 ? true : undefined), { timeoutMs: 10_000 });
-  return { c, writer, watch };
-}
-
-/** Stops the witnesses and asserts both invariants on the node etcd names primary. */
-async function finish({ c, writer, watch }: Run): Promise<void> {
-  await writer.stop();
-  await watch.stop();
-  assert.deepEqual(watch.violations, [], 'two nodes were never writable at once');
-  assert.ok(watch.samples > 10, `read_only polled ${watch.samples} times`);
-  const p = await c.primary();
-  assert.ok(p, 'a primary exists');
-  const missing = await missingAcks(c, p.node, writer.acked.keys());
-  assert.deepEqual(missing, [], `no acknowledged write is lost (${writer.acked.size} acknowledged)`);
-  await c.stop();
-}
+const finish = finishWitnessed;
 
 async function failedOverFrom(c: TestCluster, from: string, epoch: number, timeoutMs = 20_000) {
   const p = await c.readyPrimary({ after: epoch, timeoutMs });

@@ -4,6 +4,7 @@
  * test uses: a writer that records each acknowledged write, and a poller that checks every node's
  * read_only every 20 ms so that two writable nodes at once cannot go unseen.
  */
+import assert from 'node:assert/strict';
 import type { Etcd3 } from 'etcd3';
 import type { Connection } from 'mysql2/promise';
 import { MemberStateSchema, OpRecordSchema, PrimarySchema, clusterKeys, type ClusterKeys, type MemberState, type OpRecord, type Primary } from '@primacy/common';
@@ -233,4 +234,32 @@ export async function missingAcks(cluster: TestCluster, node: string, acked: Ite
 
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A cluster with its two witnesses running: a writer recording acknowledgements, and the read_only poller. */
+export interface WitnessedCluster {
+  readonly c: TestCluster;
+  readonly writer: Writer;
+  readonly watch: WritableWatch;
+}
+
+export async function startWitnessed(etcd: EtcdCluster, options: ClusterOptions = {}): Promise<WitnessedCluster> {
+  const c = await startCluster(etcd, options);
+  const writer = new Writer(c).start();
+  const watch = new WritableWatch(c).start();
+  await waitFor('the writer to get acknowledgements', () => (writer.acked.size >= 20 ? true : undefined), { timeoutMs: 10_000 });
+  return { c, writer, watch };
+}
+
+/** Stops the witnesses and asserts both invariants on the node etcd names primary, then stops the cluster. */
+export async function finishWitnessed({ c, writer, watch }: WitnessedCluster): Promise<void> {
+  await writer.stop();
+  await watch.stop();
+  assert.deepEqual(watch.violations, [], 'two nodes were never writable at once');
+  assert.ok(watch.samples > 10, `read_only polled ${watch.samples} times`);
+  const p = await c.primary();
+  assert.ok(p, 'a primary exists');
+  const missing = await missingAcks(c, p.node, writer.acked.keys());
+  assert.deepEqual(missing, [], `no acknowledged write is lost (${writer.acked.size} acknowledged)`);
+  await c.stop();
 }
