@@ -52,7 +52,7 @@ describe('switchover', () => {
     assert.equal(p.epoch, old.epoch + 1);
     const op = (await c.op(p.epoch))!;
     assert.deepEqual([op.kind, op.outcome, op.from, op.to, op.trigger], ['switchover', 'done', 'db1', 'db2', `request ${id}`]);
-    assert.deepEqual(op.steps.map((s) => s.name), ['choose', 'demote', 'demoted', 'catch up', 'write primary', 'ready']);
+    assert.deepEqual(op.steps.map((s) => s.name), ['choose', 'clients paused', 'demote', 'demoted', 'catch up', 'write primary', 'ready']);
     assert.equal(await c.etcd.get(c.keys.request(id)).string(), null, 'the request was consumed');
     await waitFor('a write on the new primary', () => writer.firstAckAfter(done) ?? undefined, { timeoutMs: 10_000 });
     await waitFor('the old primary to replicate from the new one', async () => ((await c.member('db1'))?.role === 'replica' ? true : undefined), { timeoutMs: 15_000 });

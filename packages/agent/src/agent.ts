@@ -318,6 +318,8 @@ export class Agent {
       primaryMember: this.primaryMember,
       diverged: this.errant !== null,
       failover,
+      // No visible switchover record (say, a coordinator changing hands) must not keep a switching primary writable.
+      demoteAllowed: !(op && op.kind === 'switchover' && op.outcome === 'running') || op.steps.some((s) => s.name === 'clients paused'),
     };
   }
 

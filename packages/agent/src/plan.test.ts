@@ -11,6 +11,7 @@ const base: NodePlanInput = {
   primaryMember: member('db1', {}, { readOnly: false, gtid: { executed: '0-1-10', received: '0-1-10' } }),
   diverged: false,
   failover: null,
+  demoteAllowed: true,
 };
 
 const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
@@ -26,6 +27,7 @@ const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
   ['a promoted primary with this epoch\'s heartbeat does nothing', { self: 'db1', server: server({ readOnly: false, heartbeatEpoch: 1 }) }, 'none'],
   ['a primary that still replicates finishes its promotion', { self: 'db1', server: server({ readOnly: false, heartbeatEpoch: 1, replication: replicatingFrom('127.0.0.1', 3303) }) }, 'promote'],
   ['a switching primary that is still writable demotes itself', { self: 'db1', primary: primary('db1', { state: 'switching' }), server: server({ readOnly: false, heartbeatEpoch: 1 }) }, 'demote', /switchover away/],
+  ['a switching primary keeps its writes until its registered clients hold theirs', { self: 'db1', demoteAllowed: false, primary: primary('db1', { state: 'switching' }), server: server({ readOnly: false, heartbeatEpoch: 1 }) }, 'none'],
   ['a switching primary already read-only waits for the switchover', { self: 'db1', primary: primary('db1', { state: 'switching' }), server: server() }, 'none'],
   ['a replica without replication points at the primary', { server: server({ replication: null, gtid: { executed: '0-1-5', received: '0-1-5' } }) }, 'replicate', /db1 is the primary/],
   ['a replica of the old primary is repointed', { server: server({ replication: replicatingFrom('127.0.0.1', 3303) }) }, 'replicate'],

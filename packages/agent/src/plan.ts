@@ -24,6 +24,8 @@ export interface NodePlanInput {
   readonly primaryMember: MemberState | null;
   /** The agent already found this node diverged from the current primary. */
   readonly diverged: boolean;
+  /** A switchover away from this node may demote it now: its registered clients hold their writes, or the wait ended. */
+  readonly demoteAllowed: boolean;
   /** A failover away from the current primary is under way (its op record is running). */
   readonly failover: { readonly epoch: number; readonly from: string; readonly revoke: boolean } | null;
 }
@@ -41,7 +43,9 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
   if (f && f.from === i.self) return writable ? { kind: 'fence', reason: `a failover away from this node (epoch ${f.epoch}) is under way` } : NONE;
 
   if (p.node === i.self) {
-    if (p.state === 'switching') return writable ? { kind: 'demote', reason: `a switchover away from this node (epoch ${p.epoch}) is under way` } : NONE;
+    if (p.state === 'switching') {
+      return writable && i.demoteAllowed ? { kind: 'demote', reason: `a switchover away from this node (epoch ${p.epoch}) is under way` } : NONE;
+    }
     const promoted = writable && s.heartbeatEpoch === p.epoch && s.replication === null;
     if (promoted) return NONE;
     return { kind: 'promote', epoch: p.epoch, reason: `etcd names this node primary of epoch ${p.epoch} (${p.state})` };

@@ -69,6 +69,8 @@ const TimingsSchema = z.strictObject({
   drainMs: ms.default(500),
   /** How long a switchover waits for the candidate to apply everything the old primary has, before it aborts. */
   switchoverCatchUpMs: ms.default(10_000),
+  /** How long a switchover waits for every registered client to report its writes paused before demoting. */
+  clientPauseWaitMs: ms.default(2000),
   /** How long a failover waits for every replica to stop receiving from the old primary. */
   revokeWaitMs: ms.default(2000),
 });

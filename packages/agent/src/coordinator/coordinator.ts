@@ -58,7 +58,14 @@ export class Coordinator {
         currentOp: snap.currentOp,
         pendingOp: snap.pendingOp,
         requests: snap.requests,
-        timings: { antiFlapMs: t.antiFlapMs, maxLagMs: t.maxLagMs, revokeWaitMs: t.revokeWaitMs, switchoverCatchUpMs: t.switchoverCatchUpMs },
+        clients: snap.clients,
+        timings: {
+          antiFlapMs: t.antiFlapMs,
+          maxLagMs: t.maxLagMs,
+          revokeWaitMs: t.revokeWaitMs,
+          switchoverCatchUpMs: t.switchoverCatchUpMs,
+          clientPauseWaitMs: t.clientPauseWaitMs,
+        },
       });
       await this.carryOut(decision, snap, token);
     } catch (err) {
@@ -174,7 +181,11 @@ export class Coordinator {
           request: r,
           to: decision.to,
           candidates: decision.verdicts,
-          steps: [step('choose', now, now, 'ok', decision.reason), step('demote', now, null, 'running', `${p.node} turns read-only, drains and kills client sessions; clients hold writes`)],
+          // With no client registered there is nobody to wait for: the old primary demotes at once.
+          steps:
+            snap.clients.size === 0
+              ? [step('choose', now, now, 'ok', decision.reason), step('clients paused', now, now, 'ok', 'no registered clients'), demoteStep(p.node, now)]
+              : [step('choose', now, now, 'ok', decision.reason), step('hold writes', now, null, 'running', `waiting for ${[...snap.clients.keys()].join(', ')} to hold their writes`)],
         };
         // Clients hold their writes from here: the primary is `switching`.
         const ok = await store.commitDecision(
@@ -187,6 +198,14 @@ export class Coordinator {
           [store.keys.request(r.id)],
         );
         log.warn({ epoch: p.epoch, from: p.node, to: decision.to, reason: decision.reason, applied: ok }, `switchover from ${p.node} to ${decision.to} started`);
+        return;
+      }
+      case 'record-clients-paused': {
+        const op = snap.pendingOp;
+        if (!op || !p) return;
+        const outcome = decision.silent.length === 0 ? 'ok' : 'failed';
+        await this.record(token, { ...op, steps: [...closeRunning(op.steps, now), step('clients paused', op.startedAt, now, outcome, decision.reason), demoteStep(p.node, now)] });
+        log.info({ paused: decision.paused, silent: decision.silent }, decision.reason);
         return;
       }
       case 'record-demoted': {
@@ -340,6 +359,10 @@ export class Coordinator {
 
 function step(name: string, startedAt: number, endedAt: number | null, outcome: OpStep['outcome'], detail: string): OpStep {
   return { name, startedAt, endedAt, outcome, detail };
+}
+
+function demoteStep(node: string, now: number): OpStep {
+  return step('demote', now, null, 'running', `${node} turns read-only, drains and kills client sessions`);
 }
 
 function closeRunning(steps: readonly OpStep[], now: number): OpStep[] {

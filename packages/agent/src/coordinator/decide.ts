@@ -9,6 +9,7 @@ import {
   mostAdvanced,
   parseGtid,
   type CandidateVerdict,
+  type ClientRegistration,
   type ClusterConfig,
   type GtidPosition,
   type MemberState,
@@ -32,7 +33,15 @@ export interface ClusterView {
   readonly pendingOp: OpRecord | null;
   /** Operator requests waiting to be taken, by id (ids sort by time). */
   readonly requests: ReadonlyMap<string, OperatorRequest>;
-  readonly timings: { readonly antiFlapMs: number; readonly maxLagMs: number; readonly revokeWaitMs: number; readonly switchoverCatchUpMs: number };
+  /** Registered clients (proxies, application instances) that report when they hold their writes. */
+  readonly clients: ReadonlyMap<string, ClientRegistration>;
+  readonly timings: {
+    readonly antiFlapMs: number;
+    readonly maxLagMs: number;
+    readonly revokeWaitMs: number;
+    readonly switchoverCatchUpMs: number;
+    readonly clientPauseWaitMs: number;
+  };
 }
 
 export interface RequestRef {
@@ -50,6 +59,7 @@ export type Decision =
   | { readonly kind: 'request-refused'; readonly id: string; readonly request: OperatorRequest; readonly reason: string }
   | { readonly kind: 'switchover-start'; readonly from: string; readonly to: string; readonly request: RequestRef; readonly reason: string; readonly verdicts: CandidateVerdict[] }
   | { readonly kind: 'record-demoted'; readonly node: string; readonly gtid: string; readonly reason: string }
+  | { readonly kind: 'record-clients-paused'; readonly paused: readonly string[]; readonly silent: readonly string[]; readonly reason: string }
   | { readonly kind: 'switchover-promote'; readonly node: string; readonly gtid: string; readonly reason: string }
   | { readonly kind: 'switchover-abort'; readonly restore: boolean; readonly reason: string }
   | { readonly kind: 'failover-refused'; readonly from: string; readonly reason: string }

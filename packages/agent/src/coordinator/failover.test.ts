@@ -6,7 +6,7 @@ import { chooseCandidate, detectFailure, majorVersion, type ChoiceInput } from '
 import { member, membersOf, primary, replicatingFrom } from '../testing/members.js';
 
 const config: ClusterConfig = { paused: false, nodes: {} };
-const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000, switchoverCatchUpMs: 10_000 };
+const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000, switchoverCatchUpMs: 10_000, clientPauseWaitMs: 2000 };
 const P = primary('db1', { epoch: 4 });
 const fromDb1 = (over: Parameters<typeof replicatingFrom>[2] = {}) => replicatingFrom('127.0.0.1', 3301, over);
 
@@ -128,7 +128,7 @@ test('major versions compare as major.minor', () => {
 // ---- the whole decision, step by step ------------------------------------------------------------
 
 function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterView {
-  return { now: 10_000, members: membersOf(...members), primary: P, epoch: 4, config, bootstrapPrimary: null, currentOp: null, pendingOp: null, requests: new Map(), timings, ...over };
+  return { now: 10_000, members: membersOf(...members), primary: P, epoch: 4, config, bootstrapPrimary: null, currentOp: null, pendingOp: null, requests: new Map(), clients: new Map(), timings, ...over };
 }
 
 function op(over: Partial<OpRecord> = {}): OpRecord {

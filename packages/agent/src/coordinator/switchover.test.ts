@@ -5,25 +5,27 @@ import { decide, type ClusterView, type Decision } from './decide.js';
 import { member, membersOf, primary, replicatingFrom } from '../testing/members.js';
 
 const config: ClusterConfig = { paused: false, nodes: {} };
-const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000, switchoverCatchUpMs: 10_000 };
+const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000, switchoverCatchUpMs: 10_000, clientPauseWaitMs: 2000 };
 const P = primary('db1', { epoch: 4 });
 const writable = member('db1', {}, { readOnly: false, heartbeatEpoch: 4, gtid: { executed: '0-1-20', received: '0-1-20' } });
 const replica = (node: string, executed: string, over: Partial<MemberState> = {}) =>
   member(node, over, { serverId: Number(node.slice(2)), replication: replicatingFrom('127.0.0.1', 3301), gtid: { executed, received: executed }, lagMs: 50 });
 
 function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterView {
-  return { now: 10_000, members: membersOf(...members), primary: P, epoch: 4, config, bootstrapPrimary: null, currentOp: null, pendingOp: null, requests: new Map(), timings, ...over };
+  return { now: 10_000, members: membersOf(...members), primary: P, epoch: 4, config, bootstrapPrimary: null, currentOp: null, pendingOp: null, requests: new Map(), clients: new Map(), timings, ...over };
 }
 
 function req(r: Partial<OperatorRequest>): Map<string, OperatorRequest> {
   return new Map([['100-a', { kind: 'switchover', to: null, force: false, requestedAt: 1, by: 't', ...r }]]);
 }
 
+const held = { name: 'clients paused', startedAt: 9_000, endedAt: 9_000, outcome: 'ok' as const, detail: '' };
+
 function op(over: Partial<OpRecord> = {}): OpRecord {
   return {
     epoch: 5, kind: 'switchover', from: 'db1', to: 'db2', trigger: 'request 100-a', request: { id: '100-a', to: 'db2', force: false },
     coordinator: { node: 'db3', revision: '1' }, startedAt: 9_000, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null,
-    members: {}, candidates: [], steps: [], ...over,
+    members: {}, candidates: [], steps: [held], ...over,
   };
 }
 
@@ -70,7 +72,7 @@ test('the switchover waits for the old primary to demote, then for the candidate
   const demoted = member('db1', { fenced: true }, { readOnly: true, gtid: { executed: '0-1-20', received: '0-1-20' } });
   const d1 = decide(view([demoted, replica('db2', '0-1-18')], { primary: switching, pendingOp: running }));
   assert.ok(d1.kind === 'record-demoted' && d1.gtid === '0-1-20');
-  const withStep = op({ steps: [{ name: 'demoted', startedAt: 9_500, endedAt: 9_500, outcome: 'ok', detail: '0-1-20' }] });
+  const withStep = op({ steps: [held, { name: 'demoted', startedAt: 9_500, endedAt: 9_500, outcome: 'ok', detail: '0-1-20' }] });
   assert.match(reason(decide(view([demoted, replica('db2', '0-1-18')], { primary: switching, pendingOp: withStep }))), /waiting for db2 to apply/);
   const d2 = decide(view([demoted, replica('db2', '0-1-20')], { primary: switching, pendingOp: withStep }));
   assert.ok(d2.kind === 'switchover-promote' && d2.node === 'db2');
@@ -80,10 +82,24 @@ test('the switchover waits for the old primary to demote, then for the candidate
 
 test('a candidate that cannot catch up in time aborts the switchover and restores the old primary', () => {
   const demoted = member('db1', { fenced: true }, { readOnly: true, gtid: { executed: '0-1-20', received: '0-1-20' } });
-  const withStep = op({ steps: [{ name: 'demoted', startedAt: 0, endedAt: 0, outcome: 'ok', detail: '0-1-20' }] });
+  const withStep = op({ steps: [held, { name: 'demoted', startedAt: 0, endedAt: 0, outcome: 'ok', detail: '0-1-20' }] });
   const d = decide(view([demoted, replica('db2', '0-1-18')], { primary: switching, pendingOp: withStep, now: 10_001 }));
   assert.ok(d.kind === 'switchover-abort' && d.restore);
   assert.match(reason(d), /db2 did not catch up with db1 \(0-1-20\) within 10000 ms/);
   const stuck = decide(view([writable, replica('db2', '0-1-20')], { primary: switching, pendingOp: op({ startedAt: 0 }), now: 10_001 }));
   assert.ok(stuck.kind === 'switchover-abort' && /did not report itself demoted/.test(stuck.reason));
+});
+
+test('the switchover waits, bounded, for every registered client to hold its writes, and records who did not', () => {
+  const clients = (paused: boolean, epoch = 4) => new Map([['proxy-a', { id: 'proxy-a', writesPaused: true, epoch: 4, updatedAt: 1 }], ['proxy-b', { id: 'proxy-b', writesPaused: paused, epoch, updatedAt: 1 }]]);
+  const fresh = op({ steps: [] });
+  const members = [writable, replica('db2', '0-1-20')];
+  assert.match(reason(decide(view(members, { primary: switching, pendingOp: fresh, clients: clients(false) }))), /waiting for proxy-b to hold their writes/);
+  const all = decide(view(members, { primary: switching, pendingOp: fresh, clients: clients(true) }));
+  assert.ok(all.kind === 'record-clients-paused' && all.silent.length === 0 && all.paused.length === 2);
+  const late = decide(view(members, { primary: switching, pendingOp: fresh, clients: clients(false), now: 9_000 + 2_001 }));
+  assert.ok(late.kind === 'record-clients-paused');
+  assert.match(reason(late), /demoting without proxy-b: no pause reported within 2000 ms; paused: proxy-a/);
+  // A pause reported for an older epoch does not count.
+  assert.equal(decide(view(members, { primary: switching, pendingOp: fresh, clients: clients(true, 3) })).kind, 'await');
 });

@@ -29,6 +29,16 @@ export function continueSwitchover(v: ClusterView, p: Primary, op: OpRecord): De
   if (p.node !== from || p.epoch + 1 !== op.epoch || p.state !== 'switching' || to === null) {
     return { kind: 'switchover-abort', restore: false, reason: `the primary changed to ${p.node} (epoch ${p.epoch}, ${p.state}) during the switchover` };
   }
+  if (!op.steps.some((s) => s.name === 'clients paused')) {
+    const { paused, silent } = clientsPaused(v, p);
+    if (silent.length === 0 || v.now - op.startedAt > v.timings.clientPauseWaitMs) {
+      const reason = silent.length === 0
+        ? `every registered client holds its writes (${paused.join(', ') || 'none registered'})`
+        : `demoting without ${silent.join(', ')}: no pause reported within ${v.timings.clientPauseWaitMs} ms; paused: ${paused.join(', ') || 'none'}`;
+      return { kind: 'record-clients-paused', paused, silent, reason };
+    }
+    return { kind: 'await', reason: `waiting for ${silent.join(', ')} to hold their writes` };
+  }
   const demoted = op.steps.find((s) => s.name === 'demoted');
   const limit = v.timings.switchoverCatchUpMs;
   if (!demoted) {
@@ -58,4 +68,11 @@ function caughtUp(v: ClusterView, to: string, gtid: string): boolean {
   const mine = c ? positionOf(c) : null;
   const theirs = c?.server ? positionOf({ ...c, server: { ...c.server, gtid: { ...c.server.gtid, executed: gtid } } }) : null;
   return mine !== null && theirs !== null && gtidContains(mine, theirs);
+}
+
+/** Registered clients that reported their writes held for this switchover, and those that did not. */
+export function clientsPaused(v: ClusterView, p: Primary): { paused: string[]; silent: string[] } {
+  const regs = [...v.clients.entries()].sort(([a], [b]) => a.localeCompare(b));
+  const held = (r: { writesPaused: boolean; epoch: number }) => r.writesPaused && r.epoch >= p.epoch;
+  return { paused: regs.filter(([, r]) => held(r)).map(([id]) => id), silent: regs.filter(([, r]) => !held(r)).map(([id]) => id) };
 }

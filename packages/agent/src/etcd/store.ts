@@ -5,6 +5,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import {
+  ClientRegistrationSchema,
   ClusterConfigSchema,
   EpochSchema,
   EtcdValueError,
@@ -16,6 +17,7 @@ import {
   decodeValue,
   encodeValue,
   keyName,
+  type ClientRegistration,
   type ClusterConfig,
   type ClusterKeys,
   type MemberState,
@@ -45,6 +47,8 @@ export interface ClusterSnapshot {
   /** The record for the next epoch: a failover or switchover under way, or the last refused one. */
   readonly pendingOp: OpRecord | null;
   readonly requests: ReadonlyMap<string, OperatorRequest>;
+  /** Clients registered under `clients/`, each under its own lease. */
+  readonly clients: ReadonlyMap<string, ClientRegistration>;
   /** Election keys, oldest first: the first one is the coordinator. */
   readonly campaigners: readonly Campaigner[];
   readonly invalid: readonly EtcdValueError[];
@@ -73,13 +77,14 @@ export class ClusterStore {
       }
       return r.value;
     };
-    const [memberKvs, electionKvs, primaryKvs, epochRaw, configRaw, requestKvs] = await Promise.all([
+    const [memberKvs, electionKvs, primaryKvs, epochRaw, configRaw, requestKvs, clientKvs] = await Promise.all([
       this.client.getAll().prefix(k.membersPrefix).strings(),
       this.client.getAll().prefix(`${k.election}/`).sort('Create', 'Ascend').exec(),
       this.client.get(k.primary).exec(),
       this.client.get(k.epoch).string(),
       this.client.get(k.config).string(),
       this.client.getAll().prefix(k.requestsPrefix).strings(),
+      this.client.getAll().prefix(k.clientsPrefix).strings(),
     ]);
     const members = new Map<string, MemberState>();
     for (const [key, raw] of Object.entries(memberKvs)) {
@@ -91,6 +96,11 @@ export class ClusterStore {
     for (const [key, raw] of Object.entries(requestKvs)) {
       const r = decode(RequestSchema, key, raw);
       if (r) requests.set(keyName(k.requestsPrefix, key), r);
+    }
+    const clients = new Map<string, ClientRegistration>();
+    for (const [key, raw] of Object.entries(clientKvs)) {
+      const r = decode(ClientRegistrationSchema, key, raw);
+      if (r) clients.set(keyName(k.clientsPrefix, key), r);
     }
     const primary = primaryKv ? decode(PrimarySchema, k.primary, primaryKv.value.toString()) : null;
     const epoch = decode(EpochSchema, k.epoch, epochRaw) ?? 0;
@@ -105,6 +115,7 @@ export class ClusterStore {
       currentOp: opEpoch > 0 ? decode(OpRecordSchema, k.op(opEpoch), currentRaw) : null,
       pendingOp: decode(OpRecordSchema, k.op(opEpoch + 1), pendingRaw),
       requests,
+      clients,
       campaigners: electionKvs.kvs.map((kv) => ({
         key: kv.key.toString(),
         node: kv.value.toString(),
