@@ -1,5 +1,6 @@
 import { basename, join } from 'node:path';
 import { Etcd3, type IOptions } from 'etcd3';
+import { resilientEtcdOptions } from '@primacy/agent';
 import { freePorts, isAddressInUse, LOOPBACK } from './ports.js';
 import {
   findExecutable,
@@ -42,7 +43,7 @@ export interface EtcdCluster {
   readonly members: EtcdMember[];
   /**
    * A new etcd3 client for all endpoints, closed by `stop()` and by cleanup. Unary calls get a 5 s
-   * deadline, there is no per-host circuit breaker (see passThroughPolicy), and reconnects back off
+   * deadline, there is no per-host circuit breaker (see resilientEtcdOptions), and reconnects back off
    * for at most 1 s; `options` override each of these.
    */
   client(options?: Partial<IOptions>): Etcd3;
@@ -62,23 +63,6 @@ export interface EtcdOptions {
 
 const UNARY_DEADLINE_MS = 5_000;
 
-type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
-
-/**
- * etcd3's default per-host policy is a circuit breaker: after 3 failed attempts (one call with its 3
- * retries is enough) it refuses every call to that host for 5 s, even once the host is back. Tests
- * that cut and restore etcd would be blind for those 5 s, so the harness's clients call straight through.
- * etcd3 only ever calls `execute` on it.
- */
-function passThroughPolicy(): HostPolicy {
-  const noListeners = () => ({ dispose: () => undefined });
-  return {
-    _altReturn: undefined as never,
-    onSuccess: noListeners,
-    onFailure: noListeners,
-    execute: async (fn, signal) => fn({ signal: signal ?? new AbortController().signal }),
-  };
-}
 const START_ATTEMPTS = 3;
 
 function etcdBinary(): string {
@@ -287,20 +271,9 @@ class Cluster implements EtcdCluster {
   }
 
   client(options: Partial<IOptions> = {}): Etcd3 {
-    const client = new Etcd3({
-      hosts: this.endpoints,
-      defaultCallOptions: (context) =>
-        context.isStream ? {} : { deadline: new Date(Date.now() + UNARY_DEADLINE_MS) },
-      faultHandling: { host: () => passThroughPolicy() },
-      // grpc-js shares subchannels between clients and backs off reconnects up to 120 s, so a member
-      // that was down stays unreachable after its restart, even for a new client. Loopback wants neither.
-      grpcOptions: {
-        'grpc.use_local_subchannel_pool': 1,
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1_000,
-      },
-      ...options,
-    });
+    // The agent's own options: a deadline on every unary call, no per-host circuit breaker (it would
+    // refuse a restored member for 5 s), and reconnects that back off 1 s at most.
+    const client = new Etcd3({ ...resilientEtcdOptions(this.endpoints, UNARY_DEADLINE_MS), ...options });
     this.clients.add(client);
     return client;
   }
