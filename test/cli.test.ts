@@ -62,11 +62,7 @@ before(async () => {
   etcd = await startEtcd({ members: 3 });
   c = await startCluster(etcd);
   // Replicas publish their role and replication once they have repointed; wait for the settled picture.
-  await waitFor('every member settled', async () => {
-    const ms = await Promise.all(['db1', 'db2', 'db3'].map((n) => c.member(n)));
-    // GTID positions are republished every 5 s when nothing else changes: wait for every node's.
-    return ms.every((m) => m?.health === 'up' && m.server?.gtid.executed && (m.role === 'primary' || (m.role === 'replica' && m.server.replication?.ioState === 'running'))) ? true : undefined;
-  }, { timeoutMs: 20_000 });
+  await c.settled();
 });
 
 after(async () => {

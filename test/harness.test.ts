@@ -43,10 +43,13 @@ function errorCode(error: unknown): unknown {
   return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
 }
 
-/** Resolves to 'pending' when `promise` has not settled within `ms`. */
-async function settlesWithin<T>(promise: Promise<T>, ms: number): Promise<'settled' | 'pending'> {
+/** 'pending', or what the promise settled with, so that a failure says what came back. */
+async function settlesWithin<T>(promise: Promise<T>, ms: number): Promise<string> {
   promise.catch(() => undefined);
-  return Promise.race([promise.then(() => 'settled' as const, () => 'settled' as const), sleep(ms).then(() => 'pending' as const)]);
+  return Promise.race([
+    promise.then((value) => `settled with ${JSON.stringify(Array.isArray(value) ? value[0] : value)}`, (error: unknown) => `failed with ${errorCode(error) ?? ''} ${error instanceof Error ? error.message : String(error)}`),
+    sleep(ms).then(() => 'pending'),
+  ]);
 }
 
 async function timed<T>(what: string, diagnostic: (message: string) => void, start: () => Promise<T>): Promise<T> {

@@ -212,6 +212,35 @@ function deathSignalWrapper(): string | null {
   return pdeathsigWrapper;
 }
 
+/**
+ * SIGSTOP takes effect when each thread is next scheduled; on a loaded machine that can be after
+ * kill() returns. Blocks (at most 2 s) until every thread of `pid` is stopped, so that a test's next
+ * step really meets a frozen process.
+ */
+function awaitStopped(pid: number): void {
+  const deadline = Date.now() + 2_000;
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  while (Date.now() < deadline) {
+    let threads: string[];
+    try {
+      threads = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return; // gone, or no /proc: nothing to wait for
+    }
+    const stopped = threads.every((tid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        return state === 'T' || state === 't' || state === 'Z' || state === 'X';
+      } catch {
+        return true; // the thread has exited
+      }
+    });
+    if (stopped) return;
+    Atomics.wait(tick, 0, 0, 1);
+  }
+}
+
 export interface SpawnOptions {
   name: string;
   command: string;
@@ -268,6 +297,7 @@ export function spawnManaged(options: SpawnOptions): Promise<ManagedProcess> {
         pause() {
           if (!running) throw new Error(`${options.name} is not running`);
           child.kill('SIGSTOP');
+          awaitStopped(pid);
           paused = true;
         },
         resume() {

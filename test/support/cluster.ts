@@ -27,6 +27,11 @@ export interface TestCluster {
   coordinator(): Promise<string | null>;
   /** Waits for a ready primary, optionally one of a later epoch than `after`. */
   readyPrimary(options?: { after?: number; timeoutMs?: number; not?: string }): Promise<Primary>;
+  /**
+   * Waits until every node's member key shows it up with a GTID position, the primary as primary and
+   * each other node replicating from it with a known lag: the picture an operation is decided on.
+   */
+  settled(timeoutMs?: number): Promise<void>;
   restartAgent(node: string): Promise<AgentProcess>;
   stop(): Promise<void>;
 }
@@ -81,10 +86,32 @@ export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = 
       return Object.values(res)[0] ?? null;
     },
     async readyPrimary({ after = 0, timeoutMs = 20_000, not } = {}) {
-      return waitFor(`a ready primary after epoch ${after}`, async () => {
+      try {
+        return await waitFor(`a ready primary after epoch ${after}`, async () => {
+          const p = await cluster.primary();
+          return p && p.state === 'ready' && p.epoch > after && p.node !== not ? p : undefined;
+        }, { timeoutMs, intervalMs: 20 });
+      } catch (error) {
+        // Say what the cluster did instead: the primary key and the record of the operation after `after`.
+        const [p, op] = await Promise.all([cluster.primary().catch(() => null), cluster.op(after + 1).catch(() => null)]);
+        const record = op ? `; op ${op.epoch}: ${op.kind} ${op.outcome}: ${op.reason}` : `; no op record at epoch ${after + 1}`;
+        throw new Error(`${error instanceof Error ? error.message : String(error)}; primary ${p ? `${p.node} epoch ${p.epoch} ${p.state}` : 'none'}${record}`);
+      }
+    },
+    async settled(timeoutMs = 20_000) {
+      await waitFor('every member settled', async () => {
         const p = await cluster.primary();
-        return p && p.state === 'ready' && p.epoch > after && p.node !== not ? p : undefined;
-      }, { timeoutMs, intervalMs: 20 });
+        if (p?.state !== 'ready') return undefined;
+        const ms = await Promise.all(db.servers.map((s) => cluster.member(s.name)));
+        // GTID positions are republished every 5 s when nothing else changes: wait for every node's.
+        const settled = ms.every((m) => {
+          if (m?.health !== 'up' || !m.server?.gtid.executed) return false;
+          if (m.node === p.node) return m.role === 'primary';
+          const r = m.server.replication;
+          return m.role === 'replica' && r?.ioState === 'running' && r.sqlRunning && r.sourcePort === p.port && m.server.lagMs !== null;
+        });
+        return settled ? true : undefined;
+      }, { timeoutMs });
     },
     async restartAgent(node) {
       const a = await startAgent(agentOptions(cluster.server(node)));
@@ -248,6 +275,7 @@ export async function startWitnessed(etcd: EtcdCluster, options: ClusterOptions 
   const writer = new Writer(c).start();
   const watch = new WritableWatch(c).start();
   await waitFor('the writer to get acknowledgements', () => (writer.acked.size >= 20 ? true : undefined), { timeoutMs: 10_000 });
+  await c.settled();
   return { c, writer, watch };
 }
 
