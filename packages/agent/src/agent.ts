@@ -87,7 +87,7 @@ export class Agent {
       );
     this.etcd = connectEtcd(config);
     this.store = new ClusterStore(this.etcd, config.cluster, config.etcd.root);
-    this.keeper = new LeaseKeeper(this.etcd, { ttlS: config.timings.leaseTtlS, marginMs: config.timings.fenceMarginMs, callTimeoutMs: config.etcd.dialTimeoutMs }, this.clock);
+    this.keeper = new LeaseKeeper(this.etcd, { ttlS: config.timings.leaseTtlS, marginMs: config.timings.fenceMarginMs, callTimeoutMs: config.etcd.dialTimeoutMs });
     this.coordinator = new Coordinator({
       config,
       store: this.store,

@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
-import type { Clock } from '../clock.js';
+import { monotonicClock, type Clock } from '../clock.js';
 
 
 export interface LeaseKeeperOptions {
@@ -38,7 +38,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   constructor(
     private readonly client: Etcd3,
     private readonly options: LeaseKeeperOptions,
-    private readonly clock: Clock,
+    /** Deadlines are kept on this clock; monotonic, so a wall-clock step cannot extend a lease. */
+    private readonly clock: Clock = monotonicClock,
   ) {
     super();
   }
@@ -51,12 +52,13 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     return this.lease;
   }
 
+  /** The deadline as wall-clock milliseconds (0 without a lease), for status and health answers. */
   get deadline(): number {
-    return this.deadlineMs;
+    return this.lease === null ? 0 : Date.now() + (this.deadlineMs - this.clock.now());
   }
 
-  isLive(now = this.clock.now()): boolean {
-    return this.lease !== null && now < this.deadlineMs;
+  isLive(): boolean {
+    return this.lease !== null && this.clock.now() < this.deadlineMs;
   }
 
   /** Runs until stop(): grants, renews, and re-grants after a loss, with backoff while etcd is away. */
@@ -109,7 +111,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private async renew(lease: Lease): Promise<boolean> {
     const sentAt = this.clock.now();
     try {
-      const res = await withTimeout(lease.keepaliveOnce({ deadline: sentAt + this.options.callTimeoutMs }), this.options.callTimeoutMs);
+      // gRPC's deadline is a wall-clock time; our own deadline below is not.
+      const res = await withTimeout(lease.keepaliveOnce({ deadline: Date.now() + this.options.callTimeoutMs }), this.options.callTimeoutMs);
       if (lease !== this.lease) return true;
       this.extendDeadline(sentAt, Number(res.TTL));
       this.emit('etcdOk');
