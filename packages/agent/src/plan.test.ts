@@ -42,8 +42,18 @@ const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
   ['a node with transactions the primary lacks is marked diverged, never repointed', { server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'diverged', /0-2-12/],
   ['a demoted primary whose late write the new primary lacks is diverged, though its position looks behind', {
     server: server({ replication: null, gtid: { executed: '0-1-101', received: '0-1-101', binlogState: '0-1-101' } }),
-    primaryMember: member('db1', {}, { readOnly: false, gtid: { executed: '0-2-150', received: '0-2-150', binlogState: '0-1-100,0-2-150' } }),
+    primaryMember: member('db1', {}, { serverId: 2, readOnly: false, gtid: { executed: '0-2-150', received: '0-2-150', binlogState: '0-1-100,0-2-150' } }),
   }, 'diverged', /0-1-101/],
+  ['a replica ahead of the primary\'s published state only in the primary\'s own writes is not diverged (the state is older)', {
+    server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }), gtid: { executed: '0-1-12', received: '0-1-12', binlogState: '0-1-12' } }),
+  }, 'replicate'],
+  ['a replica ahead of a candidate still promoting is repointed to it, not marked diverged', {
+    primary: primary('db1', { state: 'promoting', epoch: 2 }),
+    server: server({ replication: replicatingFrom('127.0.0.1', 3303), gtid: { executed: '0-3-12', received: '0-3-12' } }),
+  }, 'replicate'],
+  ['a stopped replica with transactions the ready primary lacks is diverged, not restarted', {
+    server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }), gtid: { executed: '0-3-12', received: '0-3-12' } }),
+  }, 'diverged', /0-3-12/],
   ['a node already marked diverged stays out', { diverged: true, server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'none'],
 ];
 

@@ -2,7 +2,7 @@
  * What an agent does to its own node, decided purely from what it observes and what etcd says.
  * The agent re-reads etcd linearizably before carrying out anything but `none` (invariant 6).
  */
-import { gtidContains, gtidMissing, mariaStateMissing, parseGtid, type MemberState, type NodeState, type Primary } from '@primacy/common';
+import { gtidContains, gtidMissing, mariaStateMissing, parseGtid, withoutOrigin, type MemberState, type NodeState, type Primary } from '@primacy/common';
 
 export type NodeAction =
   | { readonly kind: 'none' }
@@ -63,7 +63,10 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
   if (i.diverged) return NONE;
   if (pointed && r.ioState !== 'stopped') return NONE;
   if (pointed && r.lastSqlError !== '') return NONE; // a broken applier needs an operator, not a restart loop
-  if (!pointed) {
+  // Judged against a ready primary only: a candidate still applying its relay log lacks, for a moment,
+  // what the replicas already applied. Repointing to it early lets it acknowledge semi-sync writes at once;
+  // a replica ahead of it is refused by the server until it has caught up, and retried.
+  if (p.state === 'ready') {
     const errant = errantAgainst(s, i.primaryMember);
     if (errant) return { kind: 'diverged', errant, reason: `this node has transactions ${p.node} lacks: ${errant}` };
   }
@@ -79,22 +82,17 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
 export function errantAgainst(s: NodeState, primaryMember: MemberState | null): string | null {
   const ps = primaryMember?.server;
   if (!ps || ps.flavor !== s.flavor) return null;
-  if (s.gtid.binlogState !== undefined && ps.gtid.binlogState !== undefined) {
-    try {
-      return mariaStateMissing(s.gtid.binlogState, ps.gtid.binlogState) || null;
-    } catch {
-      return null;
-    }
-  }
-  let mine, theirs;
   try {
-    mine = parseGtid(s.flavor, s.gtid.executed);
-    theirs = parseGtid(ps.flavor, ps.gtid.executed);
+    if (s.gtid.binlogState !== undefined && ps.gtid.binlogState !== undefined) {
+      return withoutOrigin(s.flavor, mariaStateMissing(s.gtid.binlogState, ps.gtid.binlogState), ps) || null;
+    }
+    const mine = parseGtid(s.flavor, s.gtid.executed);
+    const theirs = parseGtid(ps.flavor, ps.gtid.executed);
+    if (gtidContains(theirs, mine)) return null;
+    return withoutOrigin(s.flavor, gtidMissing(mine, theirs), ps) || null;
   } catch {
     return null; // a position that cannot be read proves nothing either way
   }
-  if (gtidContains(theirs, mine)) return null;
-  return gtidMissing(mine, theirs) || null;
 }
 
 /** The failover for which this node no longer receives from the old primary, once that holds. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { errantGtids, mariaStateMissing } from './errant.js';
+import { errantGtids, mariaStateMissing, withoutOrigin } from './errant.js';
 import { parseGtid } from './index.js';
 
 const maria = (t: string) => parseGtid('mariadb', t);
@@ -34,4 +34,13 @@ test('MariaDB binlog state shows a demoted primary\'s late writes that positions
   assert.equal(mariaStateMissing('0-1-100,0-2-140', '0-2-150,0-1-100'), '');
   assert.equal(mariaStateMissing('', '0-1-1'), '');
   assert.equal(mariaStateMissing('0-1-5,1-3-2', '0-1-5'), '1-3-2');
+});
+
+test('withoutOrigin drops what the primary wrote itself (its published state is only older), keeps the rest', () => {
+  assert.equal(withoutOrigin('mariadb', '0-1-12,0-3-4,9-1-2', { serverId: 1, serverUuid: null }), '0-3-4');
+  assert.equal(withoutOrigin('mariadb', '', { serverId: 1, serverUuid: null }), '');
+  const a = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
+  const b = '4a4ac4e8-71ca-11e1-9e33-c80aa9429562';
+  assert.equal(withoutOrigin('mysql', `${a}:5-7,\n${b}:1-2`, { serverId: 1, serverUuid: a.toUpperCase() }), `${b}:1-2`);
+  assert.equal(withoutOrigin('mysql', `${a}:5-7`, { serverId: 1, serverUuid: a }), '');
 });

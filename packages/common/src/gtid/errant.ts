@@ -5,7 +5,7 @@
  * advanced replica is chosen.
  */
 import { mariaMissing, parseMariaGtidList } from './mariadb.js';
-import { formatMysqlGtidSet, subtractGtidSets } from './mysql.js';
+import { formatMysqlGtidSet, parseMysqlGtidSet, subtractGtidSets } from './mysql.js';
 import { mergeGtid, type GtidPosition } from './index.js';
 
 export interface ServerIdentity {
@@ -47,4 +47,23 @@ export function mariaStateMissing(mine: string, theirs: string): string {
     .filter((g) => (have.get(`${g.domain}-${g.server}`)?.seq ?? 0n) < g.seq)
     .map((g) => `${g.domain}-${g.server}-${g.seq}`)
     .join(',');
+}
+
+/**
+ * `gtids` (what a node has that a primary's published state lacks) without the primary's own
+ * transactions: a primary cannot lack what it wrote itself, so those only mean its published state
+ * is older than the node's. What is left came from elsewhere: the node diverged.
+ */
+export function withoutOrigin(flavor: 'mariadb' | 'mysql', gtids: string, origin: ServerIdentity): string {
+  if (gtids.trim() === '') return '';
+  if (flavor === 'mariadb') {
+    return gtids
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part !== '' && Number(part.split('-')[1]) !== origin.serverId)
+      .join(',');
+  }
+  const uuid = origin.serverUuid?.toLowerCase();
+  const set = parseMysqlGtidSet(gtids);
+  return formatMysqlGtidSet({ entries: set.entries.filter((e) => e.uuid !== uuid) });
 }
