@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Connection } from 'mysql2/promise';
 import { ADMIN, APP, cleanupAll, ER_READ_ONLY, REPL, sleep, startMariaDb, waitFor, type MariaDbCluster, type MariaDbServer } from './harness/index.js';
 import { connectNode, MysqlSession, type NodeDriver, type Observation } from '../packages/agent/src/node/index.js';
+import { demoteNode } from '../packages/agent/src/fencing.js';
 
 const TIMEOUT_MS = 1000;
 
@@ -237,6 +238,33 @@ describe('MariaDB driver, repointing and waiting (3 servers, asynchronous)', () 
     await d1.setReadOnly(true);
     assert.ok(performance.now() - started < 500, `kill then read_only took ${performance.now() - started} ms`);
     assert.ok(await write, 'the write was killed');
+    assert.equal((await up(d1)).readOnly, true);
+    await d1.setReadOnly(false);
+  });
+
+  it('demoteNode: a write that ends within drainMs commits; one that does not is killed when the drain ends', async () => {
+    const writer = await db1.connect(APP);
+    const running = async () => (await db1.query("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO app.t (v) SELECT SLEEP%'")).length > 0 ? true : undefined;
+    // Drained: a 0.3 s write finishes inside a 2 s drain and is kept.
+    const short = writer.query('INSERT INTO app.t (v) SELECT SLEEP(0.3) + 700');
+    await waitFor('the short write to run', running);
+    let started = performance.now();
+    await demoteNode(d1, 2000);
+    assert.ok(performance.now() - started < 1500, `demoted in ${Math.round(performance.now() - started)} ms`);
+    await short;
+    assert.equal((await db1.query('SELECT COUNT(*) AS n FROM app.t WHERE v = 700'))[0]?.n, 1, 'the drained write committed');
+    assert.equal((await up(d1)).readOnly, true);
+    await d1.setReadOnly(false);
+    // Not drained: a 4 s write outlasts a 300 ms drain; the demotion does not wait for it.
+    const writer2 = await db1.connect(APP);
+    const long = writer2.query('INSERT INTO app.t (v) SELECT SLEEP(4) + 800').catch((err: unknown) => err);
+    await waitFor('the long write to run', running);
+    started = performance.now();
+    await demoteNode(d1, 300);
+    const took = performance.now() - started;
+    assert.ok(took >= 250 && took < 1500, `demoted in ${Math.round(took)} ms`);
+    assert.ok((await long) instanceof Error, 'the write was killed');
+    assert.equal((await db1.query('SELECT COUNT(*) AS n FROM app.t WHERE v = 800'))[0]?.n, 0);
     assert.equal((await up(d1)).readOnly, true);
     await d1.setReadOnly(false);
   });

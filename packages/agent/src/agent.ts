@@ -358,7 +358,7 @@ export class Agent {
       case 'revoke':
         return this.driver.stopReplicaIo();
       case 'demote': {
-        const { killed } = await demoteNode(this.driver);
+        const { killed } = await demoteNode(this.driver, this.config.timings.drainMs);
         this.fenced = true;
         this.log.warn({ reason: action.reason, killed }, 'node demoted: read-only, drained, client sessions killed');
         return;

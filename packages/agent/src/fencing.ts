@@ -31,12 +31,13 @@ export async function fenceNode(driver: NodeDriver, attempts = 3): Promise<{ kil
 }
 
 /**
- * A planned demotion: read_only first, which waits for commits in flight (the drain, bounded by the
- * driver's query timeout), then the sessions are killed. If the drain times out, fence at once.
+ * A planned demotion: read_only first, which waits for commits in flight (the drain, bounded by
+ * `drainMs`), then the sessions are killed. If the drain times out, fence at once: the sessions
+ * still committing are killed, their transactions roll back, and their clients get an error.
  */
-export async function demoteNode(driver: NodeDriver): Promise<{ killed: number }> {
+export async function demoteNode(driver: NodeDriver, drainMs: number): Promise<{ killed: number }> {
   try {
-    await driver.setReadOnly(true);
+    await driver.setReadOnly(true, drainMs);
     return { killed: await driver.killClientSessions() };
   } catch {
     return fenceNode(driver);

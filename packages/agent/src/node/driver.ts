@@ -43,7 +43,8 @@ export interface NodeDriver {
   readonly flavor: Flavor;
   /** Reads everything a member key carries. Never throws. */
   observe(): Promise<Observation>;
-  setReadOnly(on: boolean): Promise<void>;
+  /** `timeoutMs` bounds the statement (SET GLOBAL read_only waits for commits in flight); default: the probe timeout. */
+  setReadOnly(on: boolean, timeoutMs?: number): Promise<void>;
   /**
    * Kills every client session except this driver's own, replication threads and system threads.
    * Returns how many were killed. Part of fencing: on MariaDB read_only does not bind SUPER users.

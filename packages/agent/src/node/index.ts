@@ -78,8 +78,8 @@ class FlavorDetectingDriver implements NodeDriver {
     return driver.observe();
   }
 
-  setReadOnly(on: boolean): Promise<void> {
-    return this.#forOperation().then((d) => d.setReadOnly(on));
+  setReadOnly(on: boolean, timeoutMs?: number): Promise<void> {
+    return this.#forOperation().then((d) => d.setReadOnly(on, timeoutMs));
   }
   killClientSessions(): Promise<number> {
     return this.#forOperation().then((d) => d.killClientSessions());

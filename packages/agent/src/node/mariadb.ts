@@ -174,8 +174,8 @@ export class MariaDbDriver implements NodeDriver {
     return [probe, replicas];
   }
 
-  setReadOnly(on: boolean): Promise<void> {
-    return this.#admin([`SET GLOBAL read_only = ${on ? 'ON' : 'OFF'}`]);
+  setReadOnly(on: boolean, timeoutMs?: number): Promise<void> {
+    return this.#admin([`SET GLOBAL read_only = ${on ? 'ON' : 'OFF'}`], timeoutMs);
   }
 
   killClientSessions(): Promise<number> {
@@ -272,9 +272,10 @@ export class MariaDbDriver implements NodeDriver {
     return closeSessions(this.#sessions);
   }
 
-  #admin(statements: readonly string[]): Promise<void> {
+  #admin(statements: readonly string[], timeoutMs?: number): Promise<void> {
+    const options = timeoutMs === undefined ? {} : { timeoutMs };
     return this.#ops.run(async () => {
-      for (const sql of statements) await this.#sql.run(this.#sessions.admin, sql);
+      for (const sql of statements) await this.#sql.run(this.#sessions.admin, sql, [], options);
     });
   }
 }

@@ -199,8 +199,8 @@ export class MySqlDriver implements NodeDriver {
   }
 
   /** On: super_read_only, which implies read_only. Off: read_only=OFF, which clears super_read_only too. */
-  setReadOnly(on: boolean): Promise<void> {
-    return this.#admin([on ? 'SET GLOBAL super_read_only = ON' : 'SET GLOBAL read_only = OFF']);
+  setReadOnly(on: boolean, timeoutMs?: number): Promise<void> {
+    return this.#admin([on ? 'SET GLOBAL super_read_only = ON' : 'SET GLOBAL read_only = OFF'], timeoutMs);
   }
 
   killClientSessions(): Promise<number> {
@@ -308,9 +308,10 @@ export class MySqlDriver implements NodeDriver {
     return closeSessions(this.#sessions);
   }
 
-  #admin(statements: readonly string[]): Promise<void> {
+  #admin(statements: readonly string[], timeoutMs?: number): Promise<void> {
+    const options = timeoutMs === undefined ? {} : { timeoutMs };
     return this.#ops.run(async () => {
-      for (const sql of statements) await this.#sql.run(this.#sessions.admin, sql);
+      for (const sql of statements) await this.#sql.run(this.#sessions.admin, sql, [], options);
     });
   }
 
