@@ -25,6 +25,17 @@ const finish = finishWitnessed;
 const readOnly = async (c: TestCluster, node: string): Promise<boolean> =>
   (await c.server(node).query<{ ro: number }>('SELECT @@global.read_only AS ro'))[0]?.ro === 1;
 
+/** The node's replica applies `seconds` late (MASTER_DELAY); it still receives and acknowledges at once. */
+async function delayApplier(c: TestCluster, node: string, seconds: number): Promise<void> {
+  const conn = await c.server(node).connect();
+  await conn.query('STOP SLAVE');
+  await conn.query(`CHANGE MASTER TO MASTER_DELAY = ${seconds}`);
+  await conn.query('START SLAVE');
+  conn.destroy();
+  // Let writes pile up in its relay log.
+  await new Promise((r) => setTimeout(r, 1500));
+}
+
 describe('failover under harder faults', () => {
   test('the coordinator dies in the middle of a failover: the next one resumes it from its record', async () => {
     const run = await running({ coordinator: 'db2' });
@@ -102,6 +113,53 @@ describe('failover under harder faults', () => {
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal((await c.member(old.node))?.role, 'diverged');
     assert.equal((await c.primary())?.node, p.node);
+    await finish(run);
+  });
+
+  test('a candidate that cannot apply its relay log in time is replaced by the next one, which has all it received', async () => {
+    const run = await running({ agentConfig: { timings: { relayApplyTimeoutMs: 1500 } } });
+    const { c } = run;
+    const old = (await c.primary())!;
+    // db2 is preferred, and applies 20 s late: it receives (and acknowledges) everything but cannot apply it in time.
+    await c.etcd.put(c.keys.config).value(JSON.stringify({ maxLagMs: 60_000, nodes: { db2: { priority: 10 } } }));
+    await delayApplier(c, 'db2', 20);
+    await c.server(old.node).kill();
+    const p = await c.readyPrimary({ after: old.epoch, timeoutMs: 30_000 });
+    assert.equal(p.node, 'db3');
+    assert.equal(p.epoch, old.epoch + 2);
+    const first = (await c.op(old.epoch + 1))!;
+    assert.deepEqual([first.from, first.to, first.outcome], [old.node, 'db2', 'aborted']);
+    assert.match(first.reason, /db2 has not finished its promotion to epoch \d+ within 4500 ms/);
+    const second = (await c.op(p.epoch))!;
+    assert.deepEqual([second.kind, second.from, second.to, second.outcome], ['failover', 'db2', 'db3', 'done']);
+    assert.ok(second.mustContain, 'the record keeps what db2 received');
+    assert.equal(await readOnly(c, 'db2'), true);
+    await finish(run);
+  });
+
+  test('a stuck candidate that alone holds acknowledged writes is waited for, never replaced', async () => {
+    const run = await running({ agentConfig: { timings: { relayApplyTimeoutMs: 1500 } } });
+    const { c, writer } = run;
+    const old = (await c.primary())!;
+    await c.etcd.put(c.keys.config).value(JSON.stringify({ nodes: { db2: { priority: 10 } } }));
+    // db3 stops receiving (its IO thread retries with a wrong password, which its agent leaves alone),
+    // and db2 applies 8 s late: what db1 acknowledged from now on is only in db2's relay log.
+    const db3 = await c.server('db3').connect();
+    await db3.query('STOP SLAVE');
+    await db3.query("CHANGE MASTER TO MASTER_PASSWORD = 'wrong'");
+    await db3.query('START SLAVE');
+    db3.destroy();
+    await delayApplier(c, 'db2', 8);
+    const killedAt = Date.now();
+    await c.server(old.node).kill();
+    const refused = await waitFor('the refusal to replace db2', async () => {
+      const op = await c.op(old.epoch + 2);
+      return op?.outcome === 'refused' ? op : undefined;
+    }, { timeoutMs: 20_000 });
+    assert.match(refused.reason, /no other replica has everything db2 received .* db2 keeps trying/);
+    const p = await c.readyPrimary({ after: old.epoch, timeoutMs: 30_000 });
+    assert.deepEqual([p.node, p.epoch], ['db2', old.epoch + 1], 'db2 itself finished, once it had applied everything');
+    await waitFor('a write on db2', () => writer.firstAckAfter(killedAt) ?? undefined, { timeoutMs: 10_000 });
     await finish(run);
   });
 

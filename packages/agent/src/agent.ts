@@ -398,6 +398,9 @@ export class Agent {
     // The waits above can be long: make sure, on a fresh read, that this node is still the one to promote.
     const { primary } = await this.store.readPrimary();
     if (primary?.node !== this.config.node || primary.epoch !== epoch || primary.state === 'switching') throw new Error(`no longer the primary to promote (etcd names ${primary?.node ?? 'none'}, epoch ${primary?.epoch ?? 0})`);
+    // A promotion that took too long is failed over by the coordinator; once that has started, stop.
+    const next = await this.store.readOp(epoch + 1);
+    if (next?.kind === 'failover' && next.outcome === 'running' && next.from === this.config.node) throw new Error(`the coordinator is failing over away from this node (epoch ${next.epoch}): ${next.reason}`);
     if (!this.keeper.isLive()) throw new Error('lease lost during promotion');
     await this.driver.setReadOnly(false);
     this.fenced = false;

@@ -61,6 +61,9 @@ export function renderExplain(e: ExplainJson, now: number, style: Style): string
   } else if (op.kind !== 'bootstrap' && op.outcome !== 'running') {
     lines.push('', style.bold('candidates'), '  none were weighed');
   }
+  if (op.mustContain) {
+    lines.push('', `must contain: ${op.mustContain} (everything ${op.from ?? 'the stalled candidate'} received; it may hold acknowledged writes)`);
+  }
   if (op.catchUpFrom) {
     const from = op.catchUpFrom;
     lines.push('', `catch-up source: ${from.node} (${from.host}:${from.port}), up to ${from.gtid}`);

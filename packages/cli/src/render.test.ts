@@ -226,6 +226,13 @@ describe('explain', () => {
     assert.match(text, /members when it decided\n +NODE +HEALTH +EXECUTED +RECEIVED +SEMI-SYNC\n +db1 +down +- +- +off/);
     assert.match(text, /\ncatch-up source: db4 \(127\.0\.0\.1:3304\), up to 0-1-105\n/);
     assert.match(text, /outcome\n  done: db1's agent sees/);
+    assert.doesNotMatch(text, /must contain/);
+  });
+
+  test('a failover away from a candidate that stalled names what the next one must contain', () => {
+    const record = op({ from: 'db2', to: 'db3', mustContain: '0-1-531', reason: 'db2 has not finished its promotion to epoch 2 within 13000 ms' });
+    const text = renderExplain({ version: 1, cluster: 'main', op: record, warnings: [] }, T0, PLAIN).join('\n');
+    assert.match(text, /\nmust contain: 0-1-531 \(everything db2 received; it may hold acknowledged writes\)\n/);
   });
 
   test('a request that was refused, and a running operation', () => {

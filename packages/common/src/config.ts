@@ -73,6 +73,8 @@ const TimingsSchema = z.strictObject({
   clientPauseWaitMs: ms.default(2000),
   /** How long a failover waits for every replica to stop receiving from the old primary. */
   revokeWaitMs: ms.default(2000),
+  /** After an automatic failover aborted (too few nodes answered, say), how long before it is tried again. */
+  failoverRetryMs: ms.default(5000),
 });
 
 const PromotionSchema = z.strictObject({

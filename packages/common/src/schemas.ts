@@ -156,6 +156,12 @@ export const OpRecordSchema = z.object({
   reason: z.string(),
   /** When the candidate is not the most advanced node, it first replicates from this one until it has its position. */
   catchUpFrom: z.object({ node: z.string(), host: z.string(), port: z.number().int(), gtid: z.string() }).nullable().default(null),
+  /**
+   * A GTID position the new primary must contain. Set when a candidate did not finish its promotion
+   * in time: what it received may be the only copy of acknowledged writes, so whoever replaces it
+   * must have all of it.
+   */
+  mustContain: z.string().nullable().default(null),
   /** The members as the coordinator saw them when it decided. */
   members: z.record(
     z.string(),

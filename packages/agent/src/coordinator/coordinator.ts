@@ -65,6 +65,8 @@ export class Coordinator {
           revokeWaitMs: t.revokeWaitMs,
           switchoverCatchUpMs: t.switchoverCatchUpMs,
           clientPauseWaitMs: t.clientPauseWaitMs,
+          relayApplyTimeoutMs: t.relayApplyTimeoutMs,
+          failoverRetryMs: t.failoverRetryMs,
         },
       });
       await this.carryOut(decision, snap, token);
@@ -140,10 +142,22 @@ export class Coordinator {
         const op: OpRecord = {
           ...this.newOp(snap, token, 'failover', p.epoch + 1, p.node, decision.reason),
           ...(r ? { trigger: `request ${r.id}`, request: r, to: r.to } : {}),
+          mustContain: decision.mustContain,
           steps: [step('detect', now, now, 'ok', decision.reason), step('fence', now, null, 'running', 'the old primary must take no more writes')],
         };
+        // A candidate failed before it was ready: the operation that chose it ends here, aborted, in the same transaction.
+        const cur = snap.currentOp;
+        const superseded: OpRecord | null =
+          cur && cur.epoch === p.epoch && cur.outcome === 'running'
+            ? { ...cur, endedAt: now, outcome: 'aborted', reason: `${decision.reason}; epoch ${op.epoch} fails over from ${p.node}` }
+            : null;
         // Fenced by the election key and by the primary key's revision: a stale view starts nothing.
-        const ok = await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.op(op.epoch), value: op }], r ? [store.keys.request(r.id)] : []);
+        const ok = await store.commitDecision(
+          token,
+          snap.primaryModRevision,
+          [{ key: store.keys.op(op.epoch), value: op }, ...(superseded ? [{ key: store.keys.op(superseded.epoch), value: superseded }] : [])],
+          r ? [store.keys.request(r.id)] : [],
+        );
         log.warn({ epoch: p.epoch, from: p.node, reason: decision.reason, applied: ok }, `failover of ${p.node} started`);
         return;
       }
@@ -338,6 +352,7 @@ export class Coordinator {
       outcome: 'running',
       reason,
       catchUpFrom: null,
+      mustContain: null,
       members: membersAt(snap),
       candidates: [],
       steps: [],

@@ -2,10 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterConfig, MemberState, Primary } from '@primacy/common';
 import { decide, type ClusterView } from './decide.js';
-import { member, membersOf, primary, replicatingFrom } from '../testing/members.js';
+import { member, membersOf, primary, replicatingFrom, timings } from '../testing/members.js';
 
 const config: ClusterConfig = { paused: false, nodes: {} };
-const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000, switchoverCatchUpMs: 10_000, clientPauseWaitMs: 2000 };
 
 function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterView {
   return { now: 1000, members: membersOf(...members), primary: null, epoch: 0, config, bootstrapPrimary: null, currentOp: null, pendingOp: null, requests: new Map(), clients: new Map(), timings, ...over };

@@ -11,13 +11,14 @@ import {
   type CandidateVerdict,
   type ClientRegistration,
   type ClusterConfig,
+  type Flavor,
   type GtidPosition,
   type MemberState,
   type OpRecord,
   type OperatorRequest,
   type Primary,
 } from '@primacy/common';
-import { chooseCandidate, detectFailure, refuseAutomatic } from './failover.js';
+import { chooseCandidate, detectFailure, detectStalledPromotion, holdersOf, refuseAutomatic } from './failover.js';
 import { chooseSwitchoverCandidate, continueSwitchover } from './switchover.js';
 
 export interface ClusterView {
@@ -41,8 +42,15 @@ export interface ClusterView {
     readonly revokeWaitMs: number;
     readonly switchoverCatchUpMs: number;
     readonly clientPauseWaitMs: number;
+    /** One promotion attempt's wait for the relay log; a candidate not ready within it plus a grace is stalled. */
+    readonly relayApplyTimeoutMs: number;
+    /** After an automatic failover aborted, the next attempt for the same primary waits this long. */
+    readonly failoverRetryMs: number;
   };
 }
+
+/** Beyond the relay-log wait, what the other steps of a promotion may take before it counts as stalled. */
+export const PROMOTION_GRACE_MS = 3_000;
 
 export interface RequestRef {
   readonly id: string;
@@ -55,7 +63,7 @@ export type Decision =
   | { readonly kind: 'bootstrap'; readonly node: string; readonly reason: string }
   | { readonly kind: 'bootstrap-refused'; readonly reason: string }
   | { readonly kind: 'mark-ready'; readonly node: string; readonly epoch: number; readonly reason: string }
-  | { readonly kind: 'failover-start'; readonly from: string; readonly reason: string; readonly request: RequestRef | null }
+  | { readonly kind: 'failover-start'; readonly from: string; readonly reason: string; readonly request: RequestRef | null; readonly mustContain: string | null }
   | { readonly kind: 'request-refused'; readonly id: string; readonly request: OperatorRequest; readonly reason: string }
   | { readonly kind: 'switchover-start'; readonly from: string; readonly to: string; readonly request: RequestRef; readonly reason: string; readonly verdicts: CandidateVerdict[] }
   | { readonly kind: 'record-demoted'; readonly node: string; readonly gtid: string; readonly reason: string }
@@ -168,12 +176,23 @@ export function positionOf(m: MemberState, which: 'executed' | 'received' = 'exe
   }
 }
 
-/** A ready primary: is it failed, and may an automatic failover start (invariant 9)? */
+/**
+ * A ready primary, or a candidate being promoted: is it failed, and may an automatic failover start
+ * (invariant 9)? A candidate failing before it is ready belongs to the failover that chose it, so
+ * the anti-flapping window (which counts from a finished failover) does not hold it back.
+ */
 function decideFailover(v: ClusterView, p: Primary): Decision {
-  const failure = detectFailure(p, v.members);
+  const failure = detectFailure(p, v.members) ?? detectStalledPromotion(p, v.members, v.now, v.timings.relayApplyTimeoutMs + PROMOTION_GRACE_MS);
   if (!failure) return noteDiverged(v);
-  const refusal = refuseAutomatic(v.config, v.currentOp, v.now, v.timings.antiFlapMs);
-  if (refusal === null) return { kind: 'failover-start', from: p.node, reason: failure.reason, request: null };
+  const last = v.pendingOp;
+  if (last?.kind === 'failover' && last.outcome === 'aborted' && last.from === p.node && last.request === null && v.now - (last.endedAt ?? 0) < v.timings.failoverRetryMs) {
+    return { kind: 'await', reason: `the failover of ${p.node} aborted (${last.reason}); trying again ${v.timings.failoverRetryMs} ms after` };
+  }
+  const holders = failure.mustContain === undefined ? null : holdersOf(failure.mustContain, v.members, p.node);
+  const refusal =
+    refuseAutomatic(v.config, v.currentOp, v.now, v.timings.antiFlapMs) ??
+    (holders?.length === 0 ? `no other replica has everything ${p.node} received (${failure.mustContain}), which may hold acknowledged writes; ${p.node} keeps trying` : null);
+  if (refusal === null) return { kind: 'failover-start', from: p.node, reason: failure.reason, request: null, mustContain: failure.mustContain ?? null };
   const reason = `${failure.reason}; failover refused: ${refusal}`;
   // A refusal is recorded once; it is re-evaluated on every tick and recorded again only when its reason changes.
   if (v.pendingOp?.outcome === 'refused' && v.pendingOp.reason === reason) return NONE;
@@ -223,6 +242,8 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
       if (!(err instanceof GtidParseError)) throw err;
     }
   }
+  const required = requiredPosition(op, flavor);
+  if (typeof required === 'string') return { kind: 'failover-abort', reason: required, verdicts: [] };
   const choice = chooseCandidate({
     answering: revoked,
     silent,
@@ -231,9 +252,22 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
     maxLagMs: v.timings.maxLagMs,
     force: op.request?.force ?? false,
     preferred: op.request?.to ?? null,
+    required,
   });
   if (!choice.ok) return { kind: 'failover-abort', reason: choice.reason, verdicts: choice.verdicts };
   return { kind: 'promote', node: choice.node, catchUpFrom: choice.catchUpFrom, fencedBy, reason: choice.reason, verdicts: choice.verdicts };
+}
+
+/** The op's `mustContain` as a position; a string when it cannot be read (the failover must not go on blind). */
+function requiredPosition(op: OpRecord, flavor: Flavor | undefined): { node: string; position: GtidPosition } | null | string {
+  if (op.mustContain === null) return null;
+  if (!flavor) return `no replica that answered reports its flavor, so ${op.mustContain} cannot be checked`;
+  try {
+    return { node: op.from ?? 'the old primary', position: parseGtid(flavor, op.mustContain) };
+  } catch (err) {
+    if (!(err instanceof GtidParseError)) throw err;
+    return `the position the new primary must contain (${op.mustContain}) cannot be read: ${err.message}`;
+  }
 }
 
 /** A member that found itself diverged from this epoch's primary is named, with its extra GTIDs, in the epoch's record. */
@@ -259,7 +293,7 @@ function decideRequest(v: ClusterView, p: Primary, id: string, r: OperatorReques
   }
   if (r.kind === 'failover') {
     if (r.to === null) return { kind: 'request-refused', id, request: r, reason: 'a manual failover needs --to NODE' };
-    return { kind: 'failover-start', from: p.node, reason: `operator request ${id}: fail over to ${r.to}${r.force ? ' (forced)' : ''}`, request: ref };
+    return { kind: 'failover-start', from: p.node, reason: `operator request ${id}: fail over to ${r.to}${r.force ? ' (forced)' : ''}`, request: ref, mustContain: null };
   }
   return { kind: 'request-refused', id, request: r, reason: `${r.kind} requests are not supported yet` };
 }

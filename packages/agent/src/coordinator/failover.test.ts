@@ -1,12 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ClusterConfig, MemberState, OpRecord } from '@primacy/common';
-import { decide, type ClusterView, type Decision } from './decide.js';
-import { chooseCandidate, detectFailure, majorVersion, type ChoiceInput } from './failover.js';
-import { member, membersOf, primary, replicatingFrom } from '../testing/members.js';
+import { parseGtid, type ClusterConfig, type MemberState, type OpRecord } from '@primacy/common';
+import { decide, PROMOTION_GRACE_MS, type ClusterView, type Decision } from './decide.js';
+import { chooseCandidate, detectFailure, detectStalledPromotion, holdersOf, majorVersion, type ChoiceInput } from './failover.js';
+import { member, membersOf, primary, replicatingFrom, timings } from '../testing/members.js';
 
 const config: ClusterConfig = { paused: false, nodes: {} };
-const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000, switchoverCatchUpMs: 10_000, clientPauseWaitMs: 2000 };
 const P = primary('db1', { epoch: 4 });
 const fromDb1 = (over: Parameters<typeof replicatingFrom>[2] = {}) => replicatingFrom('127.0.0.1', 3301, over);
 
@@ -134,7 +133,7 @@ function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterV
 function op(over: Partial<OpRecord> = {}): OpRecord {
   return {
     epoch: 5, kind: 'failover', from: 'db1', to: null, trigger: 'automatic', request: null, coordinator: { node: 'db2', revision: '7' },
-    startedAt: 9_500, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null,
+    startedAt: 9_500, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null, mustContain: null,
     members: { db1: { health: 'down', gtid: '0-1-10', received: '0-1-10', semiSync: 'source' }, db2: { health: 'up', gtid: '0-1-10', received: '0-1-10', semiSync: 'replica' }, db3: { health: 'up', gtid: '0-1-10', received: '0-1-10', semiSync: 'replica' } },
     candidates: [], steps: [], ...over,
   };
@@ -223,4 +222,72 @@ test('decide: a candidate that dies while being promoted is failed over like any
   assert.equal(kind(decide(view([replica('db2', '0-1-10'), replica('db3', '0-1-10')], { primary: promoting }))), 'failover-start');
   const alive = member('db1', {}, { readOnly: true });
   assert.equal(kind(decide(view([alive, replica('db2', '0-1-10')], { primary: promoting }))), 'none');
+});
+
+// ---- a candidate that does not finish its promotion -------------------------------------------
+
+// db2 was chosen at epoch 5 and is stuck applying its relay log: up, read-only, still replicating.
+const promotingDb2 = primary('db2', { epoch: 5, state: 'promoting', since: 1_000 });
+const stuck = (received: string) =>
+  member('db2', {}, { serverId: 2, readOnly: true, replication: fromDb1({ ioState: 'stopped' }), gtid: { executed: '0-1-8', received }, lagMs: 30_000 });
+const stallLimit = timings.relayApplyTimeoutMs + PROMOTION_GRACE_MS;
+
+test('stall: a candidate still promoting after the relay-log wait and a grace is failed over, keeping what it received', () => {
+  const members = membersOf(stuck('0-1-12'), replica('db3', '0-1-12'));
+  assert.equal(detectStalledPromotion(promotingDb2, members, 1_000 + stallLimit, stallLimit), null, 'not before the limit');
+  const f = detectStalledPromotion(promotingDb2, members, 1_000 + stallLimit + 1, stallLimit);
+  assert.match(f?.reason ?? '', /db2 has not finished its promotion to epoch 5 within 13000 ms/);
+  assert.equal(f?.mustContain, '0-1-12');
+  const d = decide(view([stuck('0-1-12'), replica('db3', '0-1-12')], { primary: promotingDb2, now: 1_000 + stallLimit + 1 }));
+  assert.ok(d.kind === 'failover-start' && d.from === 'db2' && d.mustContain === '0-1-12', JSON.stringify(d));
+});
+
+test('stall: a ready primary, or a candidate whose agent is gone or whose server is down, is not "stalled"', () => {
+  const late = 1_000 + stallLimit + 1;
+  assert.equal(detectStalledPromotion({ ...promotingDb2, state: 'ready' }, membersOf(stuck('0-1-12')), late, stallLimit), null);
+  assert.equal(detectStalledPromotion(promotingDb2, membersOf(replica('db3', '0-1-12')), late, stallLimit), null);
+  assert.equal(detectStalledPromotion(promotingDb2, membersOf(member('db2', { health: 'down' }, null)), late, stallLimit), null);
+});
+
+test('stall: when the stuck candidate holds writes no other node received, Primacy waits for it, and says so once', () => {
+  const v = view([stuck('0-1-12'), replica('db3', '0-1-10')], { primary: promotingDb2, now: 1_000 + stallLimit + 1 });
+  const d = decide(v);
+  assert.equal(kind(d), 'failover-refused');
+  assert.match(reason(d), /no other replica has everything db2 received \(0-1-12\), which may hold acknowledged writes; db2 keeps trying/);
+  assert.equal(kind(decide({ ...v, pendingOp: op({ epoch: 6, from: 'db2', outcome: 'refused', reason: reason(d) }) })), 'none');
+  assert.deepEqual(holdersOf('0-1-12', v.members, 'db2'), []);
+  assert.deepEqual(holdersOf('0-1-10', v.members, 'db2'), ['db3']);
+});
+
+test('stall: the failover that follows promotes only a node with everything the stuck candidate received', () => {
+  const fenced = op({ epoch: 6, from: 'db2', mustContain: '0-1-12', steps: [fencedStep('fenced over SQL')] });
+  const fromDb2 = (node: string, received: string) =>
+    member(node, { revokedEpoch: 6 }, { serverId: Number(node.slice(2)), replication: replicatingFrom('127.0.0.1', 3302, { ioState: 'stopped' }), gtid: { executed: received, received }, lagMs: 100 });
+  const base = { primary: promotingDb2, now: 20_000 };
+  const d = decide(view([stuck('0-1-12'), fromDb2('db1', '0-1-12'), fromDb2('db3', '0-1-11')], { ...base, pendingOp: fenced }));
+  assert.ok(d.kind === 'promote' && d.node === 'db1', JSON.stringify(d));
+  const lacking = decide(view([stuck('0-1-12'), fromDb2('db1', '0-1-11'), fromDb2('db3', '0-1-11')], { ...base, pendingOp: fenced }));
+  assert.equal(kind(lacking), 'failover-abort');
+  assert.match(reason(lacking), /no replica has everything db2 received \(0-1-12\)/);
+  const unreadable = decide(view([stuck('0-1-12'), fromDb2('db1', '0-1-12')], { ...base, pendingOp: { ...fenced, mustContain: 'garbage' } }));
+  assert.equal(kind(unreadable), 'failover-abort');
+  assert.match(reason(unreadable), /must contain \(garbage\) cannot be read/);
+});
+
+test('choose: the required position is a rule an operator\'s --force overrides', () => {
+  const required = { node: 'db2', position: parseGtid('mariadb', '0-1-12') };
+  assert.equal(choice([replica('db3', '0-1-11')], { required }).ok, false);
+  assert.equal(choice([replica('db3', '0-1-12')], { required }).ok, true);
+  assert.equal(choice([replica('db3', '0-1-11')], { required, force: true }).ok, true);
+  // The dead primary before the stalled candidate does not answer; the required position already bounds what it had acknowledged.
+  assert.equal(choice([replica('db3', '0-1-12')], { required, silent: ['db1'] }).ok, true);
+});
+
+test('decide: after an automatic failover aborted, the next attempt waits failoverRetryMs', () => {
+  const aborted = op({ outcome: 'aborted', endedAt: 9_000, reason: 'too few nodes answer' });
+  const members = [deadPrimary, replica('db2', '0-1-10'), replica('db3', '0-1-10')];
+  const d = decide(view(members, { pendingOp: aborted, now: 9_000 + timings.failoverRetryMs - 1 }));
+  assert.equal(kind(d), 'await');
+  assert.match(reason(d), /aborted \(too few nodes answer\); trying again 5000 ms after/);
+  assert.equal(kind(decide(view(members, { pendingOp: aborted, now: 9_000 + timings.failoverRetryMs }))), 'failover-start');
 });

@@ -2,11 +2,13 @@
  * Automatic failover, decided purely: is the primary failed, may it be replaced, and by whom.
  * The rules follow DESIGN.md invariants 4, 5, 8 and 9; each has a table test in failover.test.ts.
  */
-import { errantGtids, gtidContains, mostAdvanced, type ClusterConfig, type CandidateVerdict, type GtidPosition, type MemberState, type OpRecord, type Primary } from '@primacy/common';
+import { errantGtids, gtidContains, formatGtid, mostAdvanced, parseGtid, type ClusterConfig, type CandidateVerdict, type GtidPosition, type MemberState, type OpRecord, type Primary } from '@primacy/common';
 import { positionOf } from './decide.js';
 
 export interface Failure {
   readonly reason: string;
+  /** What the replacement must contain: set for a stalled candidate, whose received writes may be acknowledged. */
+  readonly mustContain?: string;
 }
 
 /**
@@ -23,6 +25,37 @@ export function detectFailure(p: Primary, members: ReadonlyMap<string, MemberSta
   );
   if (receiving.length > 0) return null;
   return { reason: `${p.node}'s agent sees its server down (${m.error ?? 'no answer'}) and no replica receives from it` };
+}
+
+/**
+ * A candidate that is up but has not finished its promotion within `limitMs` (its relay log does not
+ * apply, or a step keeps failing) is failed too. Its agent waits `relayApplyTimeoutMs` per attempt, so
+ * the limit is that plus a grace. Its received position goes with the failure: the replacement must
+ * contain it.
+ */
+export function detectStalledPromotion(p: Primary, members: ReadonlyMap<string, MemberState>, now: number, limitMs: number): Failure | null {
+  const m = members.get(p.node);
+  if (p.state !== 'promoting' || !m || m.health !== 'up' || now - p.since <= limitMs) return null;
+  const received = m.server?.gtid.received ?? '';
+  return {
+    reason: `${p.node} has not finished its promotion to epoch ${p.epoch} within ${limitMs} ms`,
+    ...(received !== '' ? { mustContain: received } : {}),
+  };
+}
+
+/** The members other than `node` that have received everything in `position`. */
+export function holdersOf(position: string, members: ReadonlyMap<string, MemberState>, node: string): string[] {
+  return [...members.values()]
+    .filter((m) => {
+      if (m.node === node || m.health !== 'up' || !m.server) return false;
+      const has = positionOf(m, 'received');
+      try {
+        return has !== null && gtidContains(has, parseGtid(m.server.flavor, position));
+      } catch {
+        return false;
+      }
+    })
+    .map((m) => m.node);
 }
 
 export function isPointedAt(m: MemberState, p: { host: string; port: number }): boolean {
@@ -53,6 +86,8 @@ export interface ChoiceInput {
   readonly force: boolean;
   /** An operator's choice; null lets the rules pick. */
   readonly preferred: string | null;
+  /** The new primary must contain this position (a stalled candidate's received writes); null: no such rule. */
+  readonly required?: { readonly node: string; readonly position: GtidPosition } | null;
 }
 
 export type Choice =
@@ -81,7 +116,9 @@ export function chooseCandidate(i: ChoiceInput): Choice {
     const p = positionOf(m, 'received');
     if (p) received.set(m.node, p);
   }
-  if (i.silent.length > 0 && !i.force) {
+  // Silent nodes might hold acknowledged writes nobody else has, unless the required position already
+  // bounds them: a stalled candidate was chosen when all answered, and nothing was written since.
+  if (i.silent.length > 0 && !i.force && !i.required) {
     return { ok: false, reason: `too few nodes answer to know which is most advanced: ${i.silent.join(', ')} did not`, verdicts: [] };
   }
   const usable = i.answering.filter((m) => received.has(m.node));
@@ -97,6 +134,8 @@ export function chooseCandidate(i: ChoiceInput): Choice {
     const pos = received.get(m.node)!;
     const others = [...received.entries()].filter(([n]) => n !== m.node).map(([, p]) => p);
     if (i.oldPrimaryGtid) others.push(i.oldPrimaryGtid);
+    // What a stalled candidate received came from the primary before it: not errant on the node that wrote it.
+    if (i.required) others.push(i.required.position);
     const errant = errantGtids(positionOf(m) ?? pos, s, others);
     const noPromote = m.noPromote || i.config.nodes[m.node]?.noPromote === true;
     const lag = s.lagMs === null ? null : s.lagMs - minLag;
@@ -120,6 +159,10 @@ export function chooseCandidate(i: ChoiceInput): Choice {
     return { ok: false, reason: 'the replicas\' received positions have diverged: none has every transaction', verdicts: [...verdicts.values()] };
   }
   const bestNode = 'index' in best ? sources[best.index]!.node : null;
+  const r = i.required;
+  if (r && !i.force && (bestNode === null || !gtidContains(received.get(bestNode)!, r.position))) {
+    return { ok: false, reason: `no replica has everything ${r.node} received (${formatGtid(r.position)}), which may hold acknowledged writes`, verdicts: [...verdicts.values()] };
+  }
   const eligible = usable.filter((m) => verdicts.get(m.node)!.eligible);
   const advanced = (m: MemberState): boolean => bestNode !== null && gtidContains(received.get(m.node)!, received.get(bestNode)!);
   // Highest priority first; within one priority the most advanced; then by name, so the choice is stable.

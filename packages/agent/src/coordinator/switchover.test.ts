@@ -2,10 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterConfig, MemberState, OpRecord, OperatorRequest } from '@primacy/common';
 import { decide, type ClusterView, type Decision } from './decide.js';
-import { member, membersOf, primary, replicatingFrom } from '../testing/members.js';
+import { member, membersOf, primary, replicatingFrom, timings } from '../testing/members.js';
 
 const config: ClusterConfig = { paused: false, nodes: {} };
-const timings = { antiFlapMs: 300_000, maxLagMs: 10_000, revokeWaitMs: 2000, switchoverCatchUpMs: 10_000, clientPauseWaitMs: 2000 };
 const P = primary('db1', { epoch: 4 });
 const writable = member('db1', {}, { readOnly: false, heartbeatEpoch: 4, gtid: { executed: '0-1-20', received: '0-1-20' } });
 const replica = (node: string, executed: string, over: Partial<MemberState> = {}) =>
@@ -24,7 +23,7 @@ const held = { name: 'clients paused', startedAt: 9_000, endedAt: 9_000, outcome
 function op(over: Partial<OpRecord> = {}): OpRecord {
   return {
     epoch: 5, kind: 'switchover', from: 'db1', to: 'db2', trigger: 'request 100-a', request: { id: '100-a', to: 'db2', force: false },
-    coordinator: { node: 'db3', revision: '1' }, startedAt: 9_000, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null,
+    coordinator: { node: 'db3', revision: '1' }, startedAt: 9_000, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null, mustContain: null,
     members: {}, candidates: [], steps: [held], ...over,
   };
 }

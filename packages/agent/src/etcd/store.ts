@@ -126,6 +126,12 @@ export class ClusterStore {
     };
   }
 
+  /** ops/<epoch>; null when absent or unreadable. */
+  async readOp(epoch: number): Promise<OpRecord | null> {
+    const r = decodeValue(OpRecordSchema, this.keys.op(epoch), await this.client.get(this.keys.op(epoch)).string());
+    return r?.ok ? r.value : null;
+  }
+
   async readPrimary(): Promise<{ primary: Primary | null; invalid: EtcdValueError | null }> {
     const raw = await this.client.get(this.keys.primary).string();
     const r = decodeValue(PrimarySchema, this.keys.primary, raw);

@@ -1,5 +1,6 @@
 /** Builders of member and primary values for the pure decision tests. */
 import type { MemberState, NodeState, Primary, ReplicationState } from '@primacy/common';
+import type { ClusterView } from '../coordinator/decide.js';
 
 export function server(over: Partial<NodeState> = {}): NodeState {
   return {
@@ -61,3 +62,14 @@ export function primary(node: string, over: Partial<Primary> = {}): Primary {
 export function membersOf(...ms: MemberState[]): Map<string, MemberState> {
   return new Map(ms.map((m) => [m.node, m]));
 }
+
+/** The coordinator's timings at their config defaults, for decision tests. */
+export const timings: ClusterView['timings'] = {
+  antiFlapMs: 300_000,
+  maxLagMs: 10_000,
+  revokeWaitMs: 2000,
+  switchoverCatchUpMs: 10_000,
+  clientPauseWaitMs: 2000,
+  relayApplyTimeoutMs: 10_000,
+  failoverRetryMs: 5000,
+};

@@ -75,6 +75,7 @@ export function op(over: Partial<OpRecord> = {}): OpRecord {
     outcome: 'done',
     reason: "db1's agent sees its server down (connect ECONNREFUSED) and no replica receives from it",
     catchUpFrom: null,
+    mustContain: null,
     members: {
       db1: { health: 'down', gtid: null, received: null, semiSync: 'off' },
       db2: { health: 'up', gtid: '0-1-100', received: '0-1-105', semiSync: 'replica' },
