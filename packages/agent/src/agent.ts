@@ -124,12 +124,19 @@ export class Agent {
       this.publishNow = true;
       void this.joinElection(lease, id);
     });
-    this.keeper.on('expired', (reason) => {
+    this.keeper.on('lapsed', (reason) => {
       this.counters.leaseLosses += 1;
-      this.campaigner = null;
       this.coordinator.stepDown(reason);
-      this.log.warn({ reason }, 'lease lost: fencing the node if it is writable');
+      this.log.warn({ reason }, 'lease lapsed: fencing the node if it is writable');
       void this.selfFence(reason);
+    });
+    this.keeper.on('restored', () => {
+      this.publishNow = true;
+      this.log.info('lease restored: etcd kept it and its keys; resuming');
+    });
+    this.keeper.on('lost', (reason) => {
+      this.campaigner = null;
+      this.log.warn({ reason }, 'lease lost with its keys; a new one follows');
     });
     this.keeper.on('etcdError', (err) => this.etcdFailed(err));
     this.keeper.on('etcdOk', () => this.etcdRecovered());
@@ -492,6 +499,7 @@ export class Agent {
     this.primary = snap.primary;
     this.primaryMember = snap.primary ? (snap.members.get(snap.primary.node) ?? null) : null;
     this.coordinatorNode = snap.campaigners[0]?.node ?? null;
-    await this.coordinator.tick(snap, this.campaigner);
+    // A lapsed lease coordinates nothing, though its election key may still stand.
+    await this.coordinator.tick(snap, this.keeper.isLive() ? this.campaigner : null);
   }
 }

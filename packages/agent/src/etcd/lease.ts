@@ -3,6 +3,11 @@
  * when the agent dies. The keeper renews it on its own schedule and keeps its own deadline: the send
  * time of the last acknowledged keepalive, plus the TTL, minus the fencing margin (invariant 3). The
  * etcd3 client's `lost` event can come up to 2×TTL late, so it is not relied on.
+ *
+ * When the deadline passes the lease has *lapsed*: the agent must fence, but the lease may still be
+ * alive in etcd (a new etcd leader extends every lease it takes over). The keeper keeps renewing the
+ * same lease. If etcd acknowledges a keepalive, the lease is *restored* with its keys, and nobody can
+ * have acted on its loss. Only when etcd says it is gone is it *lost*, and a new one is granted.
  */
 import { EventEmitter } from 'node:events';
 import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
@@ -18,19 +23,26 @@ export interface LeaseKeeperOptions {
 
 export interface LeaseKeeperEvents {
   granted: [lease: Lease, id: string];
-  /** The deadline passed or etcd said the lease is gone: fence now, then a new lease is granted. */
-  expired: [reason: string];
+  /** The deadline passed (or etcd said the lease is gone): fence now. */
+  lapsed: [reason: string];
+  /** etcd acknowledged a keepalive for the lapsed lease: it and its keys are still there. */
+  restored: [];
+  /** etcd says the lease is gone, with its keys; a new one is granted next. */
+  lost: [reason: string];
   etcdError: [error: unknown];
   etcdOk: [];
 }
 
 /** After a failed keepalive, try again soon (another member may answer) rather than a whole interval later. */
 const RETRY_MS = 150;
+/** While a keepalive is unanswered, another goes out this often (see `renew`). */
+const HEDGE_MS = 250;
 
 export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private lease: Lease | null = null;
   private leaseId: string | null = null;
   private deadlineMs = 0;
+  private lapsed = false;
   private stopped = false;
   private deadlineTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
@@ -79,9 +91,13 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     }
   }
 
-  /** Renewal every TTL/5: two keepalives can fail and the lease still renews before the deadline. */
+  /**
+   * Renewal every TTL/10 (500 ms at the default TTL). When the etcd leader dies, no keepalive is
+   * acknowledged until a new one is elected (1–2 s); the deadline then counts from the last one
+   * acknowledged before, so the shorter the interval, the more of the lease is left to wait with.
+   */
   private renewIntervalMs(): number {
-    return Math.max(200, Math.floor((this.options.ttlS * 1000) / 5));
+    return Math.max(200, Math.floor((this.options.ttlS * 1000) / 10));
   }
 
   private async grant(): Promise<boolean> {
@@ -107,8 +123,41 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     }
   }
 
-  /** True when etcd acknowledged the keepalive. */
-  private async renew(lease: Lease): Promise<boolean> {
+  /**
+   * One renewal, hedged: a keepalive, then another every HEDGE_MS while none has been acknowledged,
+   * up to the call timeout. A follower holds a keepalive until a new leader is elected, and a dead
+   * member refuses it at once; the deadline moves from the send time of whichever is acknowledged,
+   * so one sent just before the new leader answers keeps the most of the lease. True once one is
+   * acknowledged (or this lease is no longer ours); false when every attempt failed.
+   */
+  private renew(lease: Lease): Promise<boolean> {
+    const maxAttempts = Math.max(1, Math.floor(this.options.callTimeoutMs / HEDGE_MS));
+    return new Promise<boolean>((resolve) => {
+      let started = 0;
+      let failed = 0;
+      let settled = false;
+      const settle = (ok: boolean): void => {
+        if (settled) return;
+        settled = true;
+        clearInterval(hedge);
+        resolve(ok);
+      };
+      const attempt = (): void => {
+        started += 1;
+        void this.keepalive(lease).then((ok) => {
+          if (ok) settle(true);
+          else if (++failed === maxAttempts || this.lease !== lease) settle(this.lease !== lease);
+        });
+      };
+      const hedge = setInterval(() => {
+        if (started < maxAttempts && this.lease === lease && !this.stopped) attempt();
+      }, HEDGE_MS);
+      attempt();
+    });
+  }
+
+  /** One keepalive; true when etcd acknowledged it (or the lease is no longer ours). */
+  private async keepalive(lease: Lease): Promise<boolean> {
     const sentAt = this.clock.now();
     try {
       // gRPC's deadline is a wall-clock time; our own deadline below is not.
@@ -119,7 +168,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       return true;
     } catch (err) {
       if (lease !== this.lease) return true;
-      if (err instanceof EtcdLeaseInvalidError) this.expire('etcd says the lease is gone');
+      if (err instanceof EtcdLeaseInvalidError) this.lose('etcd says the lease is gone');
       else this.emit('etcdError', err);
       return false;
     }
@@ -127,28 +176,48 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
 
   private extendDeadline(sentAtMs: number, ttlS: number): void {
     if (ttlS <= 0) {
-      this.expire('etcd says the lease is gone');
+      this.lose('etcd says the lease is gone');
       return;
     }
-    this.deadlineMs = sentAtMs + ttlS * 1000 - this.options.marginMs;
+    // Hedged keepalives can be acknowledged out of order: an older one never shortens the deadline.
+    const deadline = sentAtMs + ttlS * 1000 - this.options.marginMs;
+    if (deadline <= this.deadlineMs) return;
+    this.deadlineMs = deadline;
+    this.armDeadline();
+    if (this.lapsed) {
+      this.lapsed = false;
+      this.emit('restored');
+    }
+  }
+
+  /** Lapses the lease at its deadline. A timer can fire a millisecond early by this clock: it is armed again then. */
+  private armDeadline(): void {
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     const lease = this.lease;
     this.deadlineTimer = setTimeout(() => {
-      if (lease === this.lease && !this.isLive()) this.expire('lease deadline passed without an acknowledged keepalive');
-    }, Math.max(0, this.deadlineMs - this.clock.now()));
+      if (lease !== this.lease) return;
+      if (this.isLive()) this.armDeadline();
+      else this.lapse('lease deadline passed without an acknowledged keepalive');
+    }, Math.max(1, Math.ceil(this.deadlineMs - this.clock.now())));
   }
 
-  private expire(reason: string): void {
+  private lapse(reason: string): void {
+    if (this.lapsed || this.lease === null) return;
+    this.lapsed = true;
+    this.emit('lapsed', reason);
+  }
+
+  private lose(reason: string): void {
     const lease = this.lease;
     if (lease === null) return;
+    this.lapse(reason);
     this.lease = null;
     this.leaseId = null;
     this.deadlineMs = 0;
+    this.lapsed = false;
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
-    // Best effort: once etcd answers again, the stale member and election keys go at once, not a TTL later.
-    void withTimeout(lease.revoke(), this.options.callTimeoutMs * 5).catch(() => undefined);
     lease.release();
-    this.emit('expired', reason);
+    this.emit('lost', reason);
     this.wake?.();
   }
 
@@ -173,6 +242,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.lease = null;
     this.leaseId = null;
     this.deadlineMs = 0;
+    this.lapsed = false;
     if (lease && revoke) await withTimeout(lease.revoke(), this.options.callTimeoutMs).catch(() => undefined);
     lease?.release();
   }
