@@ -47,10 +47,16 @@ const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
   ['a replica ahead of the primary\'s published state only in the primary\'s own writes is not diverged (the state is older)', {
     server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }), gtid: { executed: '0-1-12', received: '0-1-12', binlogState: '0-1-12' } }),
   }, 'replicate'],
-  ['a replica ahead of a candidate still promoting is repointed to it, not marked diverged', {
-    primary: primary('db1', { state: 'promoting', epoch: 2 }),
-    server: server({ replication: replicatingFrom('127.0.0.1', 3303), gtid: { executed: '0-3-12', received: '0-3-12' } }),
+  ['a replica ahead of a candidate that has received (not yet applied) the same is repointed to it, not diverged', {
+    primary: primary('db3', { state: 'promoting', epoch: 2 }),
+    primaryMember: member('db3', {}, { serverId: 3, gtid: { executed: '0-1-10', received: '0-1-12', binlogState: '0-1-10' } }),
+    server: server({ serverId: 2, replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }), gtid: { executed: '0-1-12', received: '0-1-12', binlogState: '0-1-12' } }),
   }, 'replicate'],
+  ['a replica ahead of what the candidate received is diverged', {
+    primary: primary('db3', { state: 'promoting', epoch: 2 }),
+    primaryMember: member('db3', {}, { serverId: 3, gtid: { executed: '0-1-10', received: '0-1-11', binlogState: '0-1-10' } }),
+    server: server({ serverId: 2, replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }), gtid: { executed: '0-1-12', received: '0-1-12', binlogState: '0-1-12' } }),
+  }, 'diverged', /0-1-12/],
   ['a stopped replica with transactions the ready primary lacks is diverged, not restarted', {
     server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }), gtid: { executed: '0-3-12', received: '0-3-12' } }),
   }, 'diverged', /0-3-12/],

@@ -2,7 +2,7 @@
  * What an agent does to its own node, decided purely from what it observes and what etcd says.
  * The agent re-reads etcd linearizably before carrying out anything but `none` (invariant 6).
  */
-import { gtidContains, gtidMissing, mariaStateMissing, parseGtid, withoutOrigin, type MemberState, type NodeState, type Primary } from '@primacy/common';
+import { gtidContains, gtidMissing, mariaNotReceived, mariaStateMissing, mergeGtid, parseGtid, withoutOrigin, type MemberState, type NodeState, type Primary } from '@primacy/common';
 
 export type NodeAction =
   | { readonly kind: 'none' }
@@ -63,13 +63,9 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
   if (i.diverged) return NONE;
   if (pointed && r.ioState !== 'stopped') return NONE;
   if (pointed && r.lastSqlError !== '') return NONE; // a broken applier needs an operator, not a restart loop
-  // Judged against a ready primary only: a candidate still applying its relay log lacks, for a moment,
-  // what the replicas already applied. Repointing to it early lets it acknowledge semi-sync writes at once;
-  // a replica ahead of it is refused by the server until it has caught up, and retried.
-  if (p.state === 'ready') {
-    const errant = errantAgainst(s, i.primaryMember);
-    if (errant) return { kind: 'diverged', errant, reason: `this node has transactions ${p.node} lacks: ${errant}` };
-  }
+  // Checked before every (re)start, so a node that diverged never replicates silently.
+  const errant = errantAgainst(s, i.primaryMember);
+  if (errant) return { kind: 'diverged', errant, reason: `this node has transactions ${p.node} lacks: ${errant}` };
   return {
     kind: 'replicate',
     host: p.host,
@@ -78,16 +74,21 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
   };
 }
 
-/** What this node has executed that the primary lacks; null when unknown or none. */
+/**
+ * What this node has executed that the primary lacks; null when unknown or none. "Lacks" counts
+ * what the primary received too: a candidate still applying its relay log will have it. The
+ * primary's own transactions never count: its published state is only older than this node's.
+ */
 export function errantAgainst(s: NodeState, primaryMember: MemberState | null): string | null {
   const ps = primaryMember?.server;
   if (!ps || ps.flavor !== s.flavor) return null;
   try {
     if (s.gtid.binlogState !== undefined && ps.gtid.binlogState !== undefined) {
-      return withoutOrigin(s.flavor, mariaStateMissing(s.gtid.binlogState, ps.gtid.binlogState), ps) || null;
+      const missing = mariaNotReceived(mariaStateMissing(s.gtid.binlogState, ps.gtid.binlogState), ps.gtid.received);
+      return withoutOrigin(s.flavor, missing, ps) || null;
     }
     const mine = parseGtid(s.flavor, s.gtid.executed);
-    const theirs = parseGtid(ps.flavor, ps.gtid.executed);
+    const theirs = mergeGtid(parseGtid(ps.flavor, ps.gtid.executed), parseGtid(ps.flavor, ps.gtid.received));
     if (gtidContains(theirs, mine)) return null;
     return withoutOrigin(s.flavor, gtidMissing(mine, theirs), ps) || null;
   } catch {

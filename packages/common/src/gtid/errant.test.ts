@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { errantGtids, mariaStateMissing, withoutOrigin } from './errant.js';
+import { errantGtids, mariaNotReceived, mariaStateMissing, withoutOrigin } from './errant.js';
 import { parseGtid } from './index.js';
 
 const maria = (t: string) => parseGtid('mariadb', t);
@@ -43,4 +43,13 @@ test('withoutOrigin drops what the primary wrote itself (its published state is 
   const b = '4a4ac4e8-71ca-11e1-9e33-c80aa9429562';
   assert.equal(withoutOrigin('mysql', `${a}:5-7,\n${b}:1-2`, { serverId: 1, serverUuid: a.toUpperCase() }), `${b}:1-2`);
   assert.equal(withoutOrigin('mysql', `${a}:5-7`, { serverId: 1, serverUuid: a }), '');
+});
+
+test('mariaNotReceived: covered only by the same server\'s GTID in the domain, at least as far', () => {
+  assert.equal(mariaNotReceived('0-1-12', '0-1-12'), '');
+  assert.equal(mariaNotReceived('0-1-12', '0-1-15,1-2-3'), '');
+  assert.equal(mariaNotReceived('0-1-12', '0-1-11'), '0-1-12');
+  // A demoted primary's late write 0-1-101 is not covered by a new primary at 0-2-150.
+  assert.equal(mariaNotReceived('0-1-101,9-3-1', '0-2-150'), '0-1-101,9-3-1');
+  assert.equal(mariaNotReceived('0-1-101', ''), '0-1-101');
 });

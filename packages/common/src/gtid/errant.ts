@@ -67,3 +67,26 @@ export function withoutOrigin(flavor: 'mariadb' | 'mysql', gtids: string, origin
   const set = parseMysqlGtidSet(gtids);
   return formatMysqlGtidSet({ entries: set.entries.filter((e) => e.uuid !== uuid) });
 }
+
+/**
+ * The GTIDs of `gtids` (a MariaDB list, as `mariaStateMissing` returns) that `received` does not
+ * cover. A GTID d-s-n is covered when `received` has, in domain d, a GTID of the same server s with a
+ * sequence number of at least n: a candidate that received it will have it once its relay log is
+ * applied. Another server's higher number in the domain covers nothing (a late write of a demoted
+ * primary looks "behind" the new one's).
+ */
+export function mariaNotReceived(gtids: string, received: string): string {
+  const have = received.trim() === '' ? new Map() : parseMariaGtidList(received);
+  return gtids
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => {
+      if (part === '') return false;
+      const [g] = [...parseMariaGtidList(part).entries()];
+      if (!g) return false;
+      const [domain, gtid] = g;
+      const r = have.get(domain);
+      return !(r && r.server === gtid.server && r.seq >= gtid.seq);
+    })
+    .join(',');
+}
