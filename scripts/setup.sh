@@ -12,18 +12,26 @@ command -v mariadb >/dev/null 2>&1 || debs+=(mariadb-client)
 command -v etcd >/dev/null 2>&1 || debs+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || debs+=(etcd-client)
 if [ ${#debs[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    say "installing Debian packages: ${debs[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # policy-rc.d keeps the packaged mariadb service from starting: Primacy runs its own servers.
-    if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT; fi
-    apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
-  else
-    say "missing Debian packages; run this once, then run me again:"
-    say "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${debs[*]}"
-    exit 1
+  # As root, or through sudo (which may ask for your password on a terminal).
+  as_root=()
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && { sudo -n true 2>/dev/null || [ -t 0 ]; }; then
+      as_root=(sudo)
+    else
+      say "missing Debian packages; run this once as root, then run me again:"
+      say "  apt-get update && apt-get install -y --no-install-recommends ${debs[*]}"
+      exit 1
+    fi
   fi
+  say "installing Debian packages: ${debs[*]}${as_root:+ (with sudo)}"
+  # policy-rc.d keeps the packaged mariadb and etcd services from starting: Primacy runs its own servers.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${as_root[@]}" chmod +x /usr/sbin/policy-rc.d
+    trap '"${as_root[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
 fi
 
 if ! command -v pnpm >/dev/null 2>&1; then
