@@ -33,6 +33,8 @@ const IDLE_REFRESH_MS = 1000;
 
 /** A cluster snapshot younger than this is not read again before a node action. */
 const FRESH_SNAPSHOT_MS = 100;
+/** An observation this young, taken by the action just done, is published without probing again. */
+const FRESH_OBSERVATION_MS = 10;
 
 export interface AgentDeps {
   readonly clock?: Clock;
@@ -57,6 +59,8 @@ export class Agent {
 
   private startedAt = 0;
   private observation: Observation | null = null;
+  /** When `observation` was taken (clock ms). */
+  private observedAt = -Infinity;
   private downProbes = 0;
   private member: MemberState | null = null;
   private memberWrittenAt = 0;
@@ -221,17 +225,28 @@ export class Agent {
   private async nodeLoop(): Promise<void> {
     const interval = this.config.timings.probeIntervalMs;
     let hurried = false;
+    let woken = false;
     while (!this.stopping.signal.aborted) {
       const started = this.clock.now();
-      await this.probe();
-      await this.publish();
+      const observedAgo = started - this.observedAt;
+      // Woken by a change in etcd (a switchover, a promotion), act at once on an observation at most one
+      // probe interval old; the probe and publish follow the action. After an action that observed the
+      // node itself (a promotion does), publish that observation without probing again.
+      if (!woken || observedAgo >= interval) {
+        if (!hurried || observedAgo > FRESH_OBSERVATION_MS) await this.probe();
+        await this.publish();
+      }
+      woken = false;
       const acted = await this.act();
       await this.heartbeat();
       // After an action, probe and publish its result at once (others wait on it), but never twice in a row.
       hurried = acted && !hurried;
       if (hurried) continue;
       const wait = new AbortController();
-      this.wakeNodeLoop = () => wait.abort();
+      this.wakeNodeLoop = () => {
+        woken = true;
+        wait.abort();
+      };
       const onStop = () => wait.abort();
       this.stopping.signal.addEventListener('abort', onStop, { once: true });
       // While an operation runs, others wait on this node's state: probe faster.
@@ -244,6 +259,7 @@ export class Agent {
 
   private async probe(): Promise<void> {
     const o = await this.driver.observe();
+    this.observedAt = this.clock.now();
     this.counters.probes += 1;
     this.counters.probeLatency.observe(o.probeMs);
     if (o.health === 'down') {
@@ -390,32 +406,60 @@ export class Agent {
     const s = this.observation?.state;
     const op = this.snapshot?.currentOp;
     const catchUp = op?.epoch === epoch ? op.catchUpFrom : null;
+    // How long each step took, logged when the promotion is done: where a slow promotion spends its time.
+    const took: Record<string, number> = {};
+    let mark = this.clock.now();
+    const step = (name: string): void => {
+      const now = this.clock.now();
+      took[name] = now - mark;
+      mark = now;
+    };
+    let replicating = s?.replication != null;
     if (s && catchUp && !gtidContains(parseGtid(s.flavor, s.gtid.executed), parseGtid(s.flavor, catchUp.gtid))) {
+      replicating = true;
       // A candidate that is behind first takes what it lacks from the node that has it.
       const r = s.replication;
       const pointed = r !== null && r.sourceHost === catchUp.host && r.sourcePort === catchUp.port && r.ioState !== 'stopped';
       if (!pointed) await this.driver.replicateFrom({ host: catchUp.host, port: catchUp.port, user: this.config.replication.user, password: this.config.secrets.replicationPassword });
       if (!(await this.driver.waitForGtid(catchUp.gtid, t.relayApplyTimeoutMs))) throw new Error(`could not catch up with ${catchUp.node} within ${t.relayApplyTimeoutMs} ms`);
-      await this.driver.resetReplication();
+      step('catchUp');
     } else if (s?.replication) {
       if (!(await this.driver.waitForRelayApplied(t.relayApplyTimeoutMs))) throw new Error(`relay log not applied within ${t.relayApplyTimeoutMs} ms`);
+      step('relayApplied');
+    }
+    // The waits above can be long: make sure, on a fresh read, that this node is still the one to
+    // promote. The read runs while replication is cleared; nothing is made writable before it answers.
+    const check = this.promotionStillOurs(epoch);
+    check.catch(() => undefined);
+    if (replicating) {
       await this.driver.resetReplication();
+      step('resetReplication');
     }
     if (this.config.replication.semiSync) await this.driver.setSemiSyncSource(true, this.config.replication.semiSyncTimeoutMs);
-    // The waits above can be long: make sure, on a fresh read, that this node is still the one to promote.
-    const { primary } = await this.store.readPrimary();
-    if (primary?.node !== this.config.node || primary.epoch !== epoch || primary.state === 'switching') throw new Error(`no longer the primary to promote (etcd names ${primary?.node ?? 'none'}, epoch ${primary?.epoch ?? 0})`);
-    // A promotion that took too long is failed over by the coordinator; once that has started, stop.
-    const next = await this.store.readOp(epoch + 1);
-    if (next?.kind === 'failover' && next.outcome === 'running' && next.from === this.config.node) throw new Error(`the coordinator is failing over away from this node (epoch ${next.epoch}): ${next.reason}`);
+    step('semiSyncSource');
+    await check;
     if (!this.keeper.isLive()) throw new Error('lease lost during promotion');
+    step('etcdCheck');
     await this.driver.setReadOnly(false);
     this.fenced = false;
     this.errant = null;
+    step('writable');
     await this.driver.writeHeartbeat(epoch, this.config.node);
     this.lastHeartbeatAt = this.clock.now();
+    step('heartbeat');
     // Publish the finished promotion at once: the coordinator waits for it to mark the primary ready.
     this.observation = await this.driver.observe();
+    this.observedAt = this.clock.now();
+    step('observe');
+    this.log.info({ epoch, took }, `promoted to epoch ${epoch}`);
+  }
+
+  /** Throws unless etcd, read now, still names this node the primary of `epoch` and no failover away from it has started. */
+  private async promotionStillOurs(epoch: number): Promise<void> {
+    const [{ primary }, next] = await Promise.all([this.store.readPrimary(), this.store.readOp(epoch + 1)]);
+    if (primary?.node !== this.config.node || primary.epoch !== epoch || primary.state === 'switching') throw new Error(`no longer the primary to promote (etcd names ${primary?.node ?? 'none'}, epoch ${primary?.epoch ?? 0})`);
+    // A promotion that took too long is failed over by the coordinator; once that has started, stop.
+    if (next?.kind === 'failover' && next.outcome === 'running' && next.from === this.config.node) throw new Error(`the coordinator is failing over away from this node (epoch ${next.epoch}): ${next.reason}`);
   }
 
   private async fence(reason: string): Promise<void> {

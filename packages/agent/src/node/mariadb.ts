@@ -261,6 +261,7 @@ export class MariaDbDriver implements NodeDriver {
   writeHeartbeat(epoch: number, node: string): Promise<void> {
     return this.#ops.run(async () => {
       await this.#sql.run(this.#sessions.admin, MARIADB_WRITE_HEARTBEAT, [epoch, node]);
+      this.#heartbeat.written();
     });
   }
 

@@ -297,6 +297,7 @@ export class MySqlDriver implements NodeDriver {
         await this.#sql.run(admin, CREATE_HEARTBEAT_TABLE);
       }
       await this.#sql.run(admin, MYSQL_WRITE_HEARTBEAT, [epoch, node, epoch, node]);
+      this.#heartbeat.written();
     });
   }
 

@@ -44,6 +44,11 @@ export class HeartbeatColumns {
     if ('heartbeat_table' in row) this.#tableExists = (readNullableInt(row, 'heartbeat_table') ?? 0) > 0;
   }
 
+  /** After a heartbeat write: the table exists now (or the next probe finds out that it does not). */
+  written(): void {
+    this.#tableExists = true;
+  }
+
   /** True when the probe failed because the table is gone: the caller retries once without it. */
   missing(err: unknown): boolean {
     if (!this.#tableExists || serverErrno(err) !== ER_NO_SUCH_TABLE) return false;
