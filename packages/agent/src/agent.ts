@@ -33,6 +33,8 @@ const IDLE_REFRESH_MS = 1000;
 
 /** A cluster snapshot younger than this is not read again before a node action. */
 const FRESH_SNAPSHOT_MS = 100;
+/** How long a switchover's target waits to have applied the demoted primary's position before it probes anyway. */
+const CATCH_UP_PEEK_MS = 100;
 /** An observation this young, taken by the action just done, is published without probing again. */
 const FRESH_OBSERVATION_MS = 10;
 
@@ -117,6 +119,7 @@ export class Agent {
       lease: { id: this.keeper.id, deadline: this.keeper.deadline },
       etcd: { ...this.etcdState },
       coordinator: { self: this.coordinator.active, node: this.coordinatorNode },
+      switchoverTo: this.switchoverTarget(),
     };
   }
 
@@ -228,19 +231,19 @@ export class Agent {
     let woken = false;
     while (!this.stopping.signal.aborted) {
       const started = this.clock.now();
-      const observedAgo = started - this.observedAt;
       // Woken by a change in etcd (a switchover, a promotion), act at once on an observation at most one
-      // probe interval old; the probe and publish follow the action. After an action that observed the
-      // node itself (a promotion does), publish that observation without probing again.
-      if (!woken || observedAgo >= interval) {
-        if (!hurried || observedAgo > FRESH_OBSERVATION_MS) await this.probe();
-        await this.publish();
-      }
+      // probe interval old; the probe and the publish of its result follow at once.
+      const actFirst = woken && started - this.observedAt < interval;
       woken = false;
-      const acted = await this.act();
+      const actedFirst = actFirst && (await this.act());
+      if (actFirst) await this.awaitDemotedPosition();
+      // An action that observed the node itself (a promotion does) is published without probing again.
+      if (this.clock.now() - this.observedAt > FRESH_OBSERVATION_MS) await this.probe();
+      await this.publish();
+      const acted = actFirst ? actedFirst : await this.act();
       await this.heartbeat();
       // After an action, probe and publish its result at once (others wait on it), but never twice in a row.
-      hurried = acted && !hurried;
+      hurried = !actFirst && acted && !hurried;
       if (hurried) continue;
       const wait = new AbortController();
       this.wakeNodeLoop = () => {
@@ -282,7 +285,10 @@ export class Agent {
     if (!s || !p) return 'unknown';
     if (p.node === this.config.node) return s.readOnly ? 'unknown' : 'primary';
     const r = s.replication;
-    return r && r.sourceHost === p.host && r.sourcePort === p.port ? 'replica' : 'unknown';
+    // While the primary is switching, a replica may already follow the switchover's target.
+    const to = p.state === 'switching' ? (this.switchoverTarget() ?? null) : null;
+    const follows = (e: { host: string; port: number } | null): boolean => e !== null && r !== null && r.sourceHost === e.host && r.sourcePort === e.port;
+    return follows(p) || follows(to) ? 'replica' : 'unknown';
   }
 
   private async publish(): Promise<void> {
@@ -343,7 +349,16 @@ export class Agent {
       failover,
       // No visible switchover record (say, a coordinator changing hands) must not keep a switching primary writable.
       demoteAllowed: !(op && op.kind === 'switchover' && op.outcome === 'running') || op.steps.some((s) => s.name === 'clients paused'),
+      switchoverTo: this.switchoverTarget(),
     };
+  }
+
+  /** The target of the switchover under way, with where to reach its server; null when none runs. */
+  private switchoverTarget(): NodePlanInput['switchoverTo'] {
+    const op = this.snapshot?.pendingOp;
+    if (op?.kind !== 'switchover' || op.outcome !== 'running' || op.to === null) return null;
+    const m = this.snapshot?.members.get(op.to);
+    return m ? { node: m.node, host: m.host, port: m.port } : null;
   }
 
   /** Plans on the last known state; acts only after a fresh read agrees (watches are hints). */
@@ -454,6 +469,34 @@ export class Agent {
     this.log.info({ epoch, took }, `promoted to epoch ${epoch}`);
   }
 
+  /**
+   * What in etcd the node loop reacts to at once: the primary, the operation under way, and, for the
+   * target of a switchover, the old primary reporting itself demoted.
+   */
+  private wakeKey(snap: ClusterSnapshot): string {
+    const old = this.demotedBefore(snap);
+    return JSON.stringify([snap.primary, snap.pendingOp, old]);
+  }
+
+  /** As the target of a running switchover: the old primary's final position, once it reports itself demoted. */
+  private demotedBefore(snap: ClusterSnapshot | null): string | null {
+    const op = snap?.pendingOp;
+    if (op?.kind !== 'switchover' || op.outcome !== 'running' || op.to !== this.config.node || op.from === null) return null;
+    const old = snap?.members.get(op.from);
+    return old?.fenced && old.server?.readOnly ? old.server.gtid.executed : null;
+  }
+
+  /**
+   * The coordinator promotes a switchover's target once it has published everything the demoted
+   * primary has. Rather than wait for the next probe, wait (briefly) until that is applied, so that the
+   * probe and publish that follow show it.
+   */
+  private async awaitDemotedPosition(): Promise<void> {
+    const gtid = this.demotedBefore(this.snapshot);
+    if (gtid === null || gtid === '') return;
+    await this.driver.waitForGtid(gtid, CATCH_UP_PEEK_MS).catch(() => false);
+  }
+
   /** Throws unless etcd, read now, still names this node the primary of `epoch` and no failover away from it has started. */
   private async promotionStillOurs(epoch: number): Promise<void> {
     const [{ primary }, next] = await Promise.all([this.store.readPrimary(), this.store.readOp(epoch + 1)]);
@@ -534,7 +577,7 @@ export class Agent {
     this.etcdRecovered();
     const prev = this.snapshot;
     this.snapshot = snap;
-    if (prev && (JSON.stringify(prev.primary) !== JSON.stringify(snap.primary) || JSON.stringify(prev.pendingOp) !== JSON.stringify(snap.pendingOp))) this.wakeNodeLoop?.();
+    if (prev && this.wakeKey(prev) !== this.wakeKey(snap)) this.wakeNodeLoop?.();
     for (const e of snap.invalid) {
       if (this.reportedInvalid.has(e.message)) continue;
       this.reportedInvalid.add(e.message); // once per distinct bad value, not on every read

@@ -149,6 +149,20 @@ const replicaCases: Case[] = [
   },
   { name: 'server writable', check: replica(), view: withState(replicaView(), { readOnly: false }), ok: false, reason: /^server is writable$/ },
   { name: 'a switching primary still serves replicas', check: replica(), view: replicaView({ primary: { ...PRIMARY_DB1, state: 'switching' } }), ok: true, reason: /^replica of db1/ },
+  {
+    name: 'while the primary is switching, a replica may follow the switchover target',
+    check: replica(),
+    view: withReplication(replicaView({ primary: { ...PRIMARY_DB1, state: 'switching' }, switchoverTo: { node: 'db3', host: '10.0.0.3', port: 3306 } }), { sourceHost: '10.0.0.3' }),
+    ok: true,
+    reason: /^replica of db1/,
+  },
+  {
+    name: 'following the target once the primary is no longer switching is following someone else',
+    check: replica(),
+    view: withReplication(replicaView({ switchoverTo: { node: 'db3', host: '10.0.0.3', port: 3306 } }), { sourceHost: '10.0.0.3' }),
+    ok: false,
+    reason: /^replicating from 10\.0\.0\.3:3306, not from the primary db1/,
+  },
   { name: 'lease does not matter to a replica', check: replica(), view: replicaView({ lease: { id: null, deadline: 0 } }), ok: true, reason: /^replica of db1/ },
 ];
 

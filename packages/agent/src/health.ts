@@ -55,7 +55,9 @@ export function replicaCheck(view: AgentView, now: number, maxLagMs?: number): V
   if (repl === null) return fail('replication is not configured');
   if (repl.ioState !== 'running') return fail(withError(`replication IO thread is ${repl.ioState}`, repl.lastIoError));
   if (!repl.sqlRunning) return fail(withError('replication SQL thread is stopped', repl.lastSqlError));
-  if (!sameEndpoint(repl.sourceHost, repl.sourcePort, primary)) {
+  // While the primary is switching, following the switchover's target is following the primary.
+  const to = primary.state === 'switching' ? view.switchoverTo : null;
+  if (!sameEndpoint(repl.sourceHost, repl.sourcePort, primary) && !(to && sameEndpoint(repl.sourceHost, repl.sourcePort, to))) {
     const source = hostPort(repl.sourceHost, repl.sourcePort);
     return fail(`replicating from ${source}, not from the primary ${primary.node} at ${hostPort(primary.host, primary.port)}`);
   }
@@ -100,7 +102,7 @@ function leaseVerdict(view: AgentView, now: number): Verdict {
 }
 
 // Host names are case-insensitive; IP literals are unaffected.
-function sameEndpoint(host: string, port: number, primary: Primary): boolean {
+function sameEndpoint(host: string, port: number, primary: { readonly host: string; readonly port: number }): boolean {
   return host.toLowerCase() === primary.host.toLowerCase() && port === primary.port;
 }
 

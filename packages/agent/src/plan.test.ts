@@ -60,6 +60,10 @@ const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
   ['a stopped replica with transactions the ready primary lacks is diverged, not restarted', {
     server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }), gtid: { executed: '0-3-12', received: '0-3-12' } }),
   }, 'diverged', /0-3-12/],
+  ['while the primary is switching, a replica already follows the target', { primary: primary('db1', { state: 'switching' }), switchoverTo: { node: 'db3', host: '127.0.0.1', port: 3303 } }, 'replicate', /db3 is the target of a switchover away from db1/],
+  ['a replica following the switchover target does nothing more', { primary: primary('db1', { state: 'switching' }), switchoverTo: { node: 'db3', host: '127.0.0.1', port: 3303 }, server: server({ replication: replicatingFrom('127.0.0.1', 3303) }) }, 'none'],
+  ['the switchover target itself keeps following the old primary', { self: 'db3', primary: primary('db1', { state: 'switching' }), switchoverTo: { node: 'db3', host: '127.0.0.1', port: 3303 } }, 'none'],
+  ['once the primary is no longer switching (aborted), a replica of the target goes back to the primary', { switchoverTo: null, server: server({ replication: replicatingFrom('127.0.0.1', 3303) }) }, 'replicate', /db1 is the primary/],
   ['a node already marked diverged stays out', { diverged: true, server: server({ replication: null, gtid: { executed: '0-2-12', received: '0-2-12' } }) }, 'none'],
 ];
 

@@ -28,6 +28,8 @@ export interface NodePlanInput {
   readonly demoteAllowed: boolean;
   /** A failover away from the current primary is under way (its op record is running). */
   readonly failover: { readonly epoch: number; readonly from: string; readonly revoke: boolean } | null;
+  /** A switchover under way: its target, which the other replicas follow before it is promoted. */
+  readonly switchoverTo?: { readonly node: string; readonly host: string; readonly port: number } | null;
 }
 
 const NONE: NodeAction = { kind: 'none' };
@@ -53,7 +55,11 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
 
   if (writable) return { kind: 'fence', reason: `${p.node} is the primary of epoch ${p.epoch}` };
   const r = s.replication;
-  const pointed = r !== null && r.sourceHost === p.host && r.sourcePort === p.port;
+  // While the primary is switching, the other replicas already follow the target (it has, or will
+  // have, everything the old primary has), so that they acknowledge its first semi-sync commit at once.
+  const to = i.switchoverTo;
+  const source = p.state === 'switching' && to && to.node !== i.self ? to : { node: p.node, host: p.host, port: p.port };
+  const pointed = r !== null && r.sourceHost === source.host && r.sourcePort === source.port;
   if (f) {
     // Until the old primary is fenced, keep receiving: its last transactions must reach the replicas.
     return f.revoke && pointed && r.ioState !== 'stopped'
@@ -68,9 +74,13 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
   if (errant) return { kind: 'diverged', errant, reason: `this node has transactions ${p.node} lacks: ${errant}` };
   return {
     kind: 'replicate',
-    host: p.host,
-    port: p.port,
-    reason: pointed ? `replication from ${p.node} is stopped` : `${p.node} is the primary of epoch ${p.epoch}`,
+    host: source.host,
+    port: source.port,
+    reason: pointed
+      ? `replication from ${source.node} is stopped`
+      : source.node === p.node
+        ? `${p.node} is the primary of epoch ${p.epoch}`
+        : `${source.node} is the target of a switchover away from ${p.node} (epoch ${p.epoch})`,
   };
 }
 

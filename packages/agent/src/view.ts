@@ -31,6 +31,8 @@ export interface AgentView {
   readonly etcd: EtcdView;
   /** Whether this agent currently wins the election, and who does. */
   readonly coordinator: { readonly self: boolean; readonly node: string | null };
+  /** The target of a switchover under way, which replicas follow while the primary is switching. */
+  readonly switchoverTo?: { readonly node: string; readonly host: string; readonly port: number } | null;
 }
 
 export interface Counters {
