@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
 import { PrimarySchema, type Primary } from '@primacy/common';
 import { runSandbox } from '../packages/cli/src/sandbox/index.js';
+import { writeState } from '../packages/cli/src/sandbox/state.js';
 import { ER_READ_ONLY, waitFor } from './harness/index.js';
 import { TEMP_PREFIX } from './harness/processes.js';
 
@@ -135,6 +136,19 @@ test('a bad flag or subcommand is exit 2 with one line on stderr, and starts not
   const help = await sandbox('--help');
   assert.equal(help.code, 0);
   assert.match(help.stdout, /primacy sandbox up/);
+});
+
+test('up on a sandbox that did not finish starting refuses, with one line, and starts nothing', async () => {
+  // What an up that failed halfway leaves: etcd recorded, a server never started.
+  const half = join(root, 'half');
+  mkdirSync(half);
+  const proc = (pid: number | null) => ({ pid, log: join(half, 'x.log') });
+  const node = { name: 'db1', serverId: 1, port: 1, httpPort: 2, dir: half, dataDir: half, agentConfig: join(half, 'a.yaml'), mariadb: proc(null), agent: proc(null) };
+  writeState({ version: 1, cluster: 'sandbox', dir: half, createdAt: new Date().toISOString(), semiSync: false, basePort: 1, etcd: { clientPort: 1, peerPort: 2, endpoint: 'http://127.0.0.1:1', dataDir: half, process: proc(process.pid) }, nodes: [node] });
+  const r = await sandbox('up', '--dir', half);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /^primacy: [^\n]+ holds a sandbox that did not finish starting; remove it with `[^`]+ sandbox down --dir [^`]+`, then run up again\n$/);
+  assert.equal(r.stdout, '');
 });
 
 describe('a sandbox of 3 nodes', { timeout: 240_000 }, () => {

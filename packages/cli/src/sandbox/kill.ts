@@ -2,7 +2,7 @@
 import type { SandboxCommand } from './args.js';
 import { SandboxError, SandboxErrorCodes } from './errors.js';
 import type { Output } from './output.js';
-import { isOurs, signal, sleep } from './processes.js';
+import { exited, isOurs, signal, sleep } from './processes.js';
 import { requireState, cliCommand } from './status.js';
 import { dirFlag } from './view.js';
 
@@ -20,7 +20,7 @@ export async function kill(cmd: Extract<SandboxCommand, { kind: 'kill' }>, out: 
   }
   const pid = record.pid as number;
   signal(pid, 'SIGKILL');
-  for (let i = 0; i < 100 && isOurs(pid, state.dir); i++) await sleep(20);
+  for (let i = 0; i < 100 && !exited(pid); i++) await sleep(20);
   out.say(`Killed ${node.name}'s ${what} (pid ${pid}, SIGKILL). Watch the failover: ${cliCommand()} sandbox status${dirFlag(state.dir)}`);
   return 0;
 }

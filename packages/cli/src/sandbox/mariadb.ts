@@ -69,6 +69,8 @@ export async function installTemplate(installDb: string, dir: string, users: Use
     '--auth-root-authentication-method=socket',
     '--skip-test-db',
     '--skip-name-resolve',
+    // No lookup of the hostname (nor of localhost): it fails where neither resolves, e.g. without /etc/hosts.
+    '--force',
     `--extra-file=${initFile}`,
     ...runAsRootArgs(),
     ...INNODB_SIZING,

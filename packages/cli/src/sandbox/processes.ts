@@ -59,6 +59,27 @@ export function isOurs(pid: number | null, marker: string): boolean {
   }
 }
 
+/**
+ * Gone or a zombie: the process has finished exiting. Its command line empties as soon as it starts
+ * to exit (so `isOurs` is already false), some milliseconds before that.
+ */
+export function exited(pid: number): boolean {
+  if (!HAVE_PROC) {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code !== 'EPERM';
+    }
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
 export function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);

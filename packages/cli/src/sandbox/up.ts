@@ -101,15 +101,18 @@ async function waitUntil<T>(state: SandboxState, wait: Wait<T>): Promise<T> {
   }
 }
 
-/** A sandbox already in `dir`: reports it when any of its processes runs; refuses a stopped one. */
+/** A sandbox already in `dir`: reports it when it started every process and one of them runs; refuses a half-started or stopped one. */
 function existing(dir: string): SandboxState | null {
   const state = readState(dir);
   if (state !== null) {
-    if (recordedProcesses(state).some((p) => isOurs(p.record.pid, state.dir))) return state;
-    throw new SandboxError(
-      SandboxErrorCodes.STOPPED,
-      `${dir} holds a sandbox whose processes have all stopped; remove it with \`${cliCommand()} sandbox down${dirFlag(dir)}\`, then run up again`,
-    );
+    const processes = recordedProcesses(state);
+    const remove = `remove it with \`${cliCommand()} sandbox down${dirFlag(dir)}\`, then run up again`;
+    // A pid never recorded: an earlier up failed halfway (its logs say why) and left, say, etcd alone running.
+    if (processes.some((p) => p.record.pid === null)) {
+      throw new SandboxError(SandboxErrorCodes.STOPPED, `${dir} holds a sandbox that did not finish starting; ${remove}`);
+    }
+    if (processes.some((p) => isOurs(p.record.pid, state.dir))) return state;
+    throw new SandboxError(SandboxErrorCodes.STOPPED, `${dir} holds a sandbox whose processes have all stopped; ${remove}`);
   }
   if (existsSync(dir) && readdirSync(dir).length > 0) {
     throw new SandboxError(SandboxErrorCodes.DIR_TAKEN, `${dir} exists and is not a sandbox (no ${STATE_FILE}); pick another --dir`);
