@@ -49,9 +49,12 @@ export class GtidParseError extends PrimacyError {
 
 export class EtcdValueError extends PrimacyError {
   readonly key: string;
+  /** What is wrong with the value, without the key. */
+  readonly why: string;
   constructor(key: string, why: string, options?: { cause?: unknown }) {
     super(ErrorCodes.ETCD_VALUE_INVALID, `ignoring malformed value at ${key}: ${why}`, options);
     this.key = key;
+    this.why = why;
   }
 }
 

@@ -54,6 +54,7 @@ export class Coordinator {
         primary: snap.primary,
         epoch: snap.epoch,
         config: snap.config,
+        configProblem: snap.invalid.find((e) => e.key === this.d.store.keys.config)?.why ?? null,
         bootstrapPrimary: this.d.config.bootstrap.primary ?? null,
         currentOp: snap.currentOp,
         pendingOp: snap.pendingOp,

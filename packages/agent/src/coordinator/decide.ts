@@ -27,6 +27,12 @@ export interface ClusterView {
   readonly primary: Primary | null;
   readonly epoch: number;
   readonly config: ClusterConfig;
+  /**
+   * Why the etcd `config` key, which exists, cannot be read; null when it can (or is absent). Its
+   * defaults would silently unpause the cluster and forget no-promote marks, so nothing is started
+   * automatically, and no request is taken, until it is fixed.
+   */
+  readonly configProblem?: string | null;
   /** The node named by the coordinator's own config for bootstrap, if any. */
   readonly bootstrapPrimary: string | null;
   /** ops/<epoch of the primary>, and ops/<that + 1>: an operation under way or the last refused one. */
@@ -190,6 +196,7 @@ function decideFailover(v: ClusterView, p: Primary): Decision {
   }
   const holders = failure.mustContain === undefined ? null : holdersOf(failure.mustContain, v.members, p.node);
   const refusal =
+    configRefusal(v) ??
     refuseAutomatic(v.config, v.currentOp, v.now, v.timings.antiFlapMs) ??
     (holders?.length === 0 ? `no other replica has everything ${p.node} received (${failure.mustContain}), which may hold acknowledged writes; ${p.node} keeps trying` : null);
   if (refusal === null) return { kind: 'failover-start', from: p.node, reason: failure.reason, request: null, mustContain: failure.mustContain ?? null };
@@ -281,9 +288,16 @@ function noteDiverged(v: ClusterView): Decision {
   return NONE;
 }
 
+/** The refusal that an unreadable `config` key imposes, or null. */
+function configRefusal(v: ClusterView): string | null {
+  return v.configProblem ? `the etcd config key cannot be read (${v.configProblem}); fix or delete it` : null;
+}
+
 /** An operator's request, taken when the primary is ready and nothing else runs. */
 function decideRequest(v: ClusterView, p: Primary, id: string, r: OperatorRequest): Decision {
   const ref: RequestRef = { id, to: r.to, force: r.force };
+  const unreadable = configRefusal(v);
+  if (unreadable !== null) return { kind: 'request-refused', id, request: r, reason: unreadable };
   if (r.to !== null && !v.members.has(r.to)) return { kind: 'request-refused', id, request: r, reason: `no member named ${r.to}` };
   if (r.to === p.node) return { kind: 'request-refused', id, request: r, reason: `${r.to} is already the primary` };
   if (r.kind === 'switchover') {

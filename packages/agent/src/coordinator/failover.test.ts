@@ -291,3 +291,17 @@ test('decide: after an automatic failover aborted, the next attempt waits failov
   assert.match(reason(d), /aborted \(too few nodes answer\); trying again 5000 ms after/);
   assert.equal(kind(decide(view(members, { pendingOp: aborted, now: 9_000 + timings.failoverRetryMs }))), 'failover-start');
 });
+
+test('decide: an etcd config key that cannot be read refuses automatic failover and requests, once, until fixed', () => {
+  const problem = 'paused: expected boolean, received string';
+  const v = view([deadPrimary, replica('db2', '0-1-10'), replica('db3', '0-1-10')], { configProblem: problem });
+  const d = decide(v);
+  assert.equal(kind(d), 'failover-refused');
+  assert.match(reason(d), /failover refused: the etcd config key cannot be read \(paused: expected boolean, received string\); fix or delete it/);
+  assert.equal(kind(decide({ ...v, pendingOp: op({ outcome: 'refused', reason: reason(d) }) })), 'none');
+  const healthy = member('db1', {}, { readOnly: false, heartbeatEpoch: 4 });
+  const request = decide(view([healthy, replica('db2', '0-1-10', {}, 'running')], { configProblem: problem, requests: new Map([['1-x', { kind: 'switchover', to: 'db2', force: false, requestedAt: 1, by: 't' }]]) }));
+  assert.equal(kind(request), 'request-refused');
+  assert.match(reason(request), /config key cannot be read/);
+  assert.equal(kind(decide({ ...v, configProblem: null })), 'failover-start');
+});
