@@ -4,6 +4,7 @@
  * loop coordinates the cluster. Every action on the node or on the cluster is preceded by a fresh,
  * linearizable read of etcd.
  */
+import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { describeError, type AgentConfig, type MemberState, type OperatorRequest, type Primary } from '@primacy/common';
 import { systemClock, sleep, type Clock } from './clock.js';
@@ -15,7 +16,7 @@ import { ClusterStore, type Campaigner, type ClusterSnapshot } from './etcd/stor
 import { startHttpApi, type HttpApi } from './http.js';
 import { demoteNode, fenceNode } from './fencing.js';
 import { createLogger, type Logger } from './log.js';
-import { buildMember, materiallyChanged, type Role } from './member.js';
+import { buildMember, materiallyChanged, publishedApiUrl, type Role } from './member.js';
 import { connectNode } from './node/index.js';
 import type { NodeDriver, Observation } from './node/driver.js';
 import { planNodeAction, revokedFor, type NodeAction, type NodePlanInput } from './plan.js';
@@ -104,8 +105,12 @@ export class Agent {
     });
   }
 
+  /**
+   * The API's URL as published: the configured advertiseUrl; else the listen address, unless that is
+   * every address (0.0.0.0, ::), which nobody can reach: then the node's advertised host or its name.
+   */
   get apiUrl(): string {
-    return this.http?.url ?? `http://${this.config.http.host}:${this.config.http.port}`;
+    return publishedApiUrl(this.config.http, this.http?.url ?? null, this.config.mysql.advertiseHost ?? hostname());
   }
 
   view(): AgentView {

@@ -4,6 +4,7 @@
  * or when the refresh interval has passed (GTID positions and lag move with every heartbeat and
  * would otherwise cost a write per second).
  */
+import { hostPort } from './health.js';
 import type { MemberState, NodeState } from '@primacy/common';
 import type { Observation } from './node/driver.js';
 import { AGENT_VERSION } from './version.js';
@@ -71,4 +72,16 @@ function material(m: MemberState, maxLagMs: number, gtidMatters: boolean): unkno
 export function materiallyChanged(prev: MemberState | null, next: MemberState, maxLagMs: number, gtidMatters = false): boolean {
   if (prev === null) return true;
   return JSON.stringify(material(prev, maxLagMs, gtidMatters)) !== JSON.stringify(material(next, maxLagMs, gtidMatters));
+}
+
+/**
+ * The API's URL as published in the member key: `advertiseUrl` when set; else the address it
+ * listens on, unless that is every address (0.0.0.0, ::), which nobody can reach: then `host` (the
+ * node's advertised host, or its name) with the listening port.
+ */
+export function publishedApiUrl(http: { host: string; port: number; advertiseUrl?: string | undefined }, listening: string | null, host: string): string {
+  if (http.advertiseUrl !== undefined) return http.advertiseUrl.replace(/\/+$/, '');
+  const port = listening === null ? http.port : Number(new URL(listening).port);
+  if (!['0.0.0.0', '::', '[::]', ''].includes(http.host)) return listening ?? `http://${hostPort(http.host, port)}`;
+  return `http://${hostPort(host, port)}`;
 }

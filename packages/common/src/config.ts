@@ -88,7 +88,14 @@ export const AgentConfigSchema = z.strictObject({
   etcd: EtcdSchema,
   mysql: MysqlSchema,
   replication: ReplicationSchema,
-  http: z.strictObject({ host: z.string().default('127.0.0.1'), port: port.default(8008) }).default({ host: '127.0.0.1', port: 8008 }),
+  http: z
+    .strictObject({
+      host: z.string().default('127.0.0.1'),
+      port: port.default(8008),
+      /** The URL others reach the API at, published in the member key. */
+      advertiseUrl: z.url({ protocol: /^https?$/ }).optional(),
+    })
+    .default({ host: '127.0.0.1', port: 8008 }),
   timings: TimingsSchema.default(TimingsSchema.parse({})),
   promotion: PromotionSchema.default({ priority: 0, noPromote: false }),
   /** The node to make primary when the cluster has none yet. */
