@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
 import { Etcd3, type IOptions } from 'etcd3';
 import { resilientEtcdOptions } from '@primacy/agent';
 import { freePorts, isAddressInUse, LOOPBACK } from './ports.js';
@@ -15,7 +19,7 @@ import { errorMessage, WaitAborted, waitFor } from './wait.js';
 
 export interface EtcdMember {
   readonly name: string;
-  /** Client URL, `http://127.0.0.1:PORT`. */
+  /** Client URL, `http://127.0.0.1:PORT` (`https://` with `clientTls`). */
   readonly endpoint: string;
   readonly peerUrl: string;
   readonly dataDir: string;
@@ -41,10 +45,13 @@ export interface EtcdMember {
 export interface EtcdCluster {
   readonly endpoints: string[];
   readonly members: EtcdMember[];
+  /** With `clientTls`: the CA that signed the servers' certificates, and a client certificate it signed. */
+  readonly tls: ClientTlsFiles | null;
   /**
    * A new etcd3 client for all endpoints, closed by `stop()` and by cleanup. Unary calls get a 5 s
    * deadline, there is no per-host circuit breaker (see resilientEtcdOptions), and reconnects back off
-   * for at most 1 s; `options` override each of these.
+   * for at most 1 s; `options` override each of these. With `clientTls` or `rootPassword` it uses
+   * the client certificate and the root user.
    */
   client(options?: Partial<IOptions>): Etcd3;
   /** The member that is the raft leader now, as seen by the first member that answers. */
@@ -59,6 +66,48 @@ export interface EtcdOptions {
   heartbeatMs?: number;
   electionTimeoutMs?: number;
   startTimeoutMs?: number;
+  /**
+   * Clients must speak TLS and show a certificate: a throwaway CA, a server certificate for
+   * 127.0.0.1 and a client certificate are made with openssl in the cluster's folder (see `tls`).
+   * Readiness is then polled on a plain-http metrics URL, and `leader()` is not available.
+   */
+  clientTls?: boolean;
+  /** Once the cluster is up, etcd auth is enabled with a `root` user of this password. */
+  rootPassword?: string;
+}
+
+/** PEM files. */
+export interface ClientTlsFiles {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface TestCertificates extends ClientTlsFiles {
+  readonly serverCert: string;
+  readonly serverKey: string;
+}
+
+const run = promisify(execFile);
+
+/**
+ * A throwaway CA in `dir`, with a server certificate for 127.0.0.1 and a client certificate signed
+ * by it, valid for a day. P-256 keys: made in milliseconds.
+ */
+export async function makeTestCertificates(dir: string): Promise<TestCertificates> {
+  const openssl = findExecutable('openssl');
+  const f = (name: string): string => join(dir, name);
+  const ssl = (...args: string[]) => run(openssl, args, { cwd: dir, timeout: 10_000 });
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await ssl('req', '-x509', ...newKey, '-subj', '/CN=primacy test CA', '-days', '1', '-keyout', f('ca.key'), '-out', f('ca.crt'));
+  const sign = async (name: string, cn: string, extensions: string): Promise<void> => {
+    await writeFile(f(`${name}.ext`), extensions);
+    await ssl('req', ...newKey, '-subj', `/CN=${cn}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
+    await ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`));
+  };
+  await sign('server', LOOPBACK, `subjectAltName=IP:${LOOPBACK}\nextendedKeyUsage=serverAuth\n`);
+  await sign('client', 'primacy-test-client', 'extendedKeyUsage=clientAuth\n');
+  return { ca: f('ca.crt'), cert: f('client.crt'), key: f('client.key'), serverCert: f('server.crt'), serverKey: f('server.key') };
 }
 
 const UNARY_DEADLINE_MS = 5_000;
@@ -100,6 +149,8 @@ interface MemberConfig {
   name: string;
   clientPort: number;
   peerPort: number;
+  /** With client TLS: where /health answers over plain http. */
+  metricsPort?: number;
 }
 
 class Member implements EtcdMember {
@@ -107,6 +158,8 @@ class Member implements EtcdMember {
   readonly peerUrl: string;
   readonly dataDir: string;
   readonly logFile: string;
+  /** Where /health and /version answer over plain http. */
+  readonly httpUrl: string;
   private process: ManagedProcess | undefined;
 
   constructor(
@@ -114,7 +167,8 @@ class Member implements EtcdMember {
     private readonly clusterDir: string,
     private readonly args: () => string[],
   ) {
-    this.endpoint = `http://${LOOPBACK}:${config.clientPort}`;
+    this.endpoint = `${config.metricsPort === undefined ? 'http' : 'https'}://${LOOPBACK}:${config.clientPort}`;
+    this.httpUrl = config.metricsPort === undefined ? this.endpoint : `http://${LOOPBACK}:${config.metricsPort}`;
     this.peerUrl = `http://${LOOPBACK}:${config.peerPort}`;
     this.dataDir = join(clusterDir, `${config.name}.etcd`);
     this.logFile = join(clusterDir, `${config.name}.log`);
@@ -152,8 +206,8 @@ class Member implements EtcdMember {
       `etcd member ${this.name} at ${this.endpoint}`,
       async () => {
         if (!proc.isRunning()) throw new WaitAborted(`${this.name} exited`);
-        if (!waitForHealth) return (await fetchJson(`${this.endpoint}/version`)) === undefined ? undefined : true;
-        return (await isHealthy(this.endpoint)) ? true : undefined;
+        if (!waitForHealth) return (await fetchJson(`${this.httpUrl}/version`)) === undefined ? undefined : true;
+        return (await isHealthy(this.httpUrl)) ? true : undefined;
       },
       { timeoutMs, intervalMs: 50 },
     );
@@ -193,8 +247,18 @@ class Member implements EtcdMember {
   }
 }
 
-function memberArgs(member: Member, config: MemberConfig, initialCluster: string, token: string, options: EtcdOptions): string[] {
+function memberArgs(member: Member, config: MemberConfig, initialCluster: string, token: string, options: EtcdOptions, certs: TestCertificates | null): string[] {
+  const tls = certs
+    ? [
+        `--cert-file=${certs.serverCert}`,
+        `--key-file=${certs.serverKey}`,
+        `--trusted-ca-file=${certs.ca}`,
+        '--client-cert-auth',
+        `--listen-metrics-urls=${member.httpUrl}`,
+      ]
+    : [];
   return [
+    ...tls,
     `--name=${config.name}`,
     `--data-dir=${member.dataDir}`,
     `--listen-client-urls=${member.endpoint}`,
@@ -214,22 +278,29 @@ function memberArgs(member: Member, config: MemberConfig, initialCluster: string
 
 async function startOnce(options: EtcdOptions): Promise<Cluster> {
   const count = options.members;
-  const ports = await freePorts(count * 2);
+  const perMember = options.clientTls ? 3 : 2;
+  const ports = await freePorts(count * perMember);
   const dir = await harnessDir('etcd');
   const configs: MemberConfig[] = [];
   for (let i = 0; i < count; i++) {
-    const clientPort = ports[2 * i];
-    const peerPort = ports[2 * i + 1];
+    const [clientPort, peerPort, metricsPort] = ports.slice(perMember * i, perMember * (i + 1));
     if (clientPort === undefined || peerPort === undefined) throw new Error('not enough ports');
-    configs.push({ name: `etcd${i + 1}`, clientPort, peerPort });
+    configs.push({ name: `etcd${i + 1}`, clientPort, peerPort, ...(metricsPort === undefined ? {} : { metricsPort }) });
+  }
+  let certs: TestCertificates | null;
+  try {
+    certs = options.clientTls ? await makeTestCertificates(dir) : null;
+  } catch (error) {
+    await removeDir(dir);
+    throw error;
   }
   const initialCluster = configs.map((c) => `${c.name}=http://${LOOPBACK}:${c.peerPort}`).join(',');
   const token = `primacy-${process.pid}-${basename(dir)}`;
   const members: Member[] = configs.map((config) => {
-    const member: Member = new Member(config, dir, () => memberArgs(member, config, initialCluster, token, options));
+    const member: Member = new Member(config, dir, () => memberArgs(member, config, initialCluster, token, options, certs));
     return member;
   });
-  const cluster = new Cluster(members, dir);
+  const cluster = new Cluster(members, dir, certs, options.rootPassword ?? null);
   try {
     await Promise.all(members.map((m) => m.spawn()));
     // Members of a new cluster wait for each other, so they are started together and awaited together.
@@ -240,11 +311,21 @@ async function startOnce(options: EtcdOptions): Promise<Cluster> {
         }),
       ),
     );
+    if (options.rootPassword !== undefined) await enableAuth(cluster.endpoints, certs, options.rootPassword);
   } catch (error) {
     await cluster.stop();
     throw error;
   }
   return cluster;
+}
+
+/** etcd 3.4 enables auth only through the v3 API and only once a root user exists. */
+async function enableAuth(endpoints: readonly string[], certs: ClientTlsFiles | null, password: string): Promise<void> {
+  const tls = certs ? [`--cacert=${certs.ca}`, `--cert=${certs.cert}`, `--key=${certs.key}`] : [];
+  const etcdctl = (...args: string[]) =>
+    run(findExecutable('etcdctl'), [`--endpoints=${endpoints.join(',')}`, ...tls, '--dial-timeout=5s', ...args], { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 15_000 });
+  await etcdctl('user', 'add', 'root', `--new-user-password=${password}`, '--interactive=false');
+  await etcdctl('auth', 'enable');
 }
 
 class StartError extends Error {
@@ -262,18 +343,27 @@ class Cluster implements EtcdCluster {
   private readonly unregister: () => void;
   private stopped: Promise<void> | undefined;
 
+  readonly tls: ClientTlsFiles | null;
+
   constructor(
     readonly members: Member[],
     private readonly dir: string,
+    certs: TestCertificates | null,
+    private readonly rootPassword: string | null,
   ) {
     this.endpoints = members.map((m) => m.endpoint);
+    this.tls = certs && { ca: certs.ca, cert: certs.cert, key: certs.key };
     this.unregister = onCleanup(() => this.closeClients());
   }
 
   client(options: Partial<IOptions> = {}): Etcd3 {
     // The agent's own options: a deadline on every unary call, no per-host circuit breaker (it would
     // refuse a restored member for 5 s), and reconnects that back off 1 s at most.
-    const client = new Etcd3({ ...resilientEtcdOptions(this.endpoints, UNARY_DEADLINE_MS), ...options });
+    const security: Partial<IOptions> = {
+      ...(this.tls ? { credentials: { rootCertificate: readFileSync(this.tls.ca), certChain: readFileSync(this.tls.cert), privateKey: readFileSync(this.tls.key) } } : {}),
+      ...(this.rootPassword === null ? {} : { auth: { username: 'root', password: this.rootPassword } }),
+    };
+    const client = new Etcd3({ ...resilientEtcdOptions(this.endpoints, UNARY_DEADLINE_MS), ...security, ...options });
     this.clients.add(client);
     return client;
   }
