@@ -19,19 +19,19 @@ describe('parseInvocation', () => {
   test('commands with their defaults, and flags before or after the command', () => {
     assert.deepEqual(parseInvocation(['status'], env), {
       command: 'status',
-      target: { endpoints: ['http://127.0.0.1:2379'], cluster: 'main', root: '/primacy' },
+      target: { endpoints: ['http://127.0.0.1:2379'], cluster: 'main', root: '/primacy', tls: null, auth: null },
       json: false,
       watch: false,
     });
-    assert.deepEqual(parseInvocation(['--cluster', 'c2', 'status', '--json', '--watch', '--etcd', 'a:1,https://b:2', '--root', '/x'], {}), {
+    assert.deepEqual(parseInvocation(['--cluster', 'c2', 'status', '--json', '--watch', '--etcd', 'a:1,http://b:2', '--root', '/x'], {}), {
       command: 'status',
-      target: { endpoints: ['http://a:1', 'https://b:2'], cluster: 'c2', root: '/x' },
+      target: { endpoints: ['http://a:1', 'http://b:2'], cluster: 'c2', root: '/x', tls: null, auth: null },
       json: true,
       watch: true,
     });
     assert.deepEqual(parseInvocation(['switchover'], env), {
       command: 'switchover',
-      target: { endpoints: ['http://127.0.0.1:2379'], cluster: 'main', root: '/primacy' },
+      target: { endpoints: ['http://127.0.0.1:2379'], cluster: 'main', root: '/primacy', tls: null, auth: null },
       request: { to: null, force: false, wait: true, timeoutMs: DEFAULT_TIMEOUT_MS },
     });
     const f = parseInvocation(['failover', '--to', 'db2', '--force', '--no-wait', '--timeout', '2.5'], env);
@@ -45,7 +45,33 @@ describe('parseInvocation', () => {
 
   test('the default etcd endpoint, and PRIMACY_ROOT', () => {
     const s = parseInvocation(['history'], { PRIMACY_CLUSTER: 'main', PRIMACY_ROOT: '/other' });
-    assert.deepEqual(s.command === 'history' && s.target, { endpoints: ['http://127.0.0.1:2379'], cluster: 'main', root: '/other' });
+    assert.deepEqual(s.command === 'history' && s.target, { endpoints: ['http://127.0.0.1:2379'], cluster: 'main', root: '/other', tls: null, auth: null });
+  });
+
+  test('etcd TLS files and user, from flags or the environment; host:port is https with TLS', () => {
+    const target = (argv: string[], e: Record<string, string> = {}) => {
+      const inv = parseInvocation(['status', '--cluster', 'c', ...argv], e);
+      return inv.command === 'status' ? inv.target : null;
+    };
+    const t = target(['--etcd', 'a:1,https://b:2', '--cacert', 'ca.pem', '--cert', 'c.pem', '--key', 'k.pem', '--user', 'ops', '--password-file', 'pw']);
+    assert.deepEqual(t?.endpoints, ['https://a:1', 'https://b:2']);
+    assert.deepEqual(t?.tls, { ca: { path: 'ca.pem', from: '--cacert' }, cert: { path: 'c.pem', from: '--cert' }, key: { path: 'k.pem', from: '--key' } });
+    assert.deepEqual(t?.auth, { user: 'ops', password: { file: { path: 'pw', from: '--password-file' } } });
+    const fromEnv = target([], {
+      PRIMACY_ETCD: 'a:1',
+      PRIMACY_ETCD_CACERT: 'ca.pem',
+      PRIMACY_ETCD_CERT: 'c.pem',
+      PRIMACY_ETCD_KEY: 'k.pem',
+      PRIMACY_ETCD_USER: 'ops',
+      PRIMACY_ETCD_PASSWORD: 's3cret',
+    });
+    assert.deepEqual(fromEnv?.endpoints, ['https://a:1']);
+    assert.deepEqual(fromEnv?.tls?.cert, { path: 'c.pem', from: 'PRIMACY_ETCD_CERT' });
+    assert.deepEqual(fromEnv?.auth, { user: 'ops', password: { value: 's3cret' } });
+    assert.deepEqual(target(['--password-file', 'pw', '--cacert', 'mine.pem'], { PRIMACY_ETCD_USER: 'ops', PRIMACY_ETCD_PASSWORD: 'x', PRIMACY_ETCD_CACERT: 'theirs.pem' })?.auth?.password, { file: { path: 'pw', from: '--password-file' } }, 'a flag wins over its variable');
+    assert.deepEqual(target(['--etcd', 'https://a:1'])?.tls, null, 'https without --cacert: the default CAs');
+    assert.deepEqual(target(['--cacert', 'ca.pem'])?.tls, { ca: { path: 'ca.pem', from: '--cacert' }, cert: null, key: null });
+    assert.deepEqual(target(['--cacert', 'ca.pem'])?.endpoints, ['https://127.0.0.1:2379']);
   });
 
   test('help and version', () => {
@@ -91,6 +117,17 @@ describe('parseInvocation', () => {
     usage(['status', '--etcd', 'ftp://x:1'], /bad etcd endpoint "ftp:\/\/x:1"/);
     usage(['status', '--etcd', ' , '], /bad --etcd/);
     usage(['status', '--root', 'primacy'], /bad --root "primacy"/);
+    usage(['status', '--cert', 'c.pem'], /--cert is given without its private key: add --key FILE/);
+    usage(['status', '--key', 'k.pem'], /--key is given without its certificate: add --cert FILE/);
+    usage(['status'], /PRIMACY_ETCD_CERT is given without its private key/, { ...env, PRIMACY_ETCD_CERT: 'c.pem' });
+    usage(['status', '--user', 'ops'], /etcd user ops needs a password: set PRIMACY_ETCD_PASSWORD or use --password-file FILE/);
+    usage(['status'], /etcd user ops needs a password/, { ...env, PRIMACY_ETCD_USER: 'ops', PRIMACY_ETCD_PASSWORD: '' });
+    usage(['status', '--user', 'ops:s3cret'], /--user takes a user name only: a password on the command line shows in ps/);
+    usage(['status', '--password', 's3cret', '--user', 'ops'], /--password is not taken, as a password on the command line shows in ps/);
+    usage(['status', '--password-file', 'pw'], /--password-file is given without a user: add --user NAME/);
+    usage(['status'], /PRIMACY_ETCD_PASSWORD is given without a user/, { ...env, PRIMACY_ETCD_PASSWORD: 'x' });
+    usage(['status', '--cacert', 'ca.pem', '--etcd', 'http://a:1'], /--cacert is given but etcd endpoint http:\/\/a:1 is plain http: use https:\/\//);
+    usage(['status', '--etcd', 'http://a:1,https://b:2'], /mixes http:\/\/ and https:\/\//);
   });
 });
 

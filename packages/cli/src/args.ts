@@ -9,11 +9,32 @@ import { usageError } from './errors.js';
 export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
 export const DEFAULT_TIMEOUT_MS = 60_000;
 
-/** Where the cluster lives: etcd endpoints, cluster name and key root. */
+/** Where the cluster lives: etcd endpoints, cluster name and key root, and how to get in. */
 export interface Target {
   readonly endpoints: readonly string[];
   readonly cluster: string;
   readonly root: string;
+  readonly tls: EtcdTls | null;
+  readonly auth: EtcdAuth | null;
+}
+
+/** A file named by a flag or a variable; `from` is which, for the error when it cannot be read. */
+export interface FileArg {
+  readonly path: string;
+  readonly from: string;
+}
+
+/** etcdctl's --cacert, --cert and --key; no CA means Node's default CAs. The files are read when connecting. */
+export interface EtcdTls {
+  readonly ca: FileArg | null;
+  readonly cert: FileArg | null;
+  readonly key: FileArg | null;
+}
+
+/** etcd password authentication; the password comes from the environment or a file, never from argv. */
+export interface EtcdAuth {
+  readonly user: string;
+  readonly password: { readonly value: string } | { readonly file: FileArg };
 }
 
 export type Invocation =
@@ -40,6 +61,11 @@ const GLOBAL_OPTIONS = {
   etcd: { type: 'string' },
   cluster: { type: 'string' },
   root: { type: 'string' },
+  cacert: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  user: { type: 'string' },
+  'password-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 } as const satisfies Record<string, OptionSpec>;
@@ -108,7 +134,7 @@ export function parseInvocation(argv: readonly string[], env: Env): Invocation {
   };
   const bool = (key: string): boolean => values[key] === true;
   if (name === 'help') return { command: 'help', topic: topicOf(positionals[0]) };
-  const target = resolveTarget(flag('etcd'), flag('cluster'), flag('root'), env);
+  const target = resolveTarget(flag, env);
   switch (name) {
     case 'status':
       return { command: 'status', target, json: bool('json'), watch: bool('watch') };
@@ -152,6 +178,9 @@ function checkFlags(args: readonly string[], options: Record<string, OptionSpec>
   for (const t of parsed.tokens) {
     if (t.kind !== 'option') continue;
     const spec = options[t.name];
+    if (spec === undefined && t.name === 'password') {
+      throw usageError(`${t.rawName} is not taken, as a password on the command line shows in ps: set PRIMACY_ETCD_PASSWORD or use --password-file FILE`);
+    }
     if (spec === undefined || (t.rawName.startsWith('--') ? false : spec.short !== t.rawName.slice(1))) {
       throw usageError(`unknown flag ${t.rawName} for ${where}`);
     }
@@ -161,29 +190,70 @@ function checkFlags(args: readonly string[], options: Record<string, OptionSpec>
   return { values: parsed.values, positionals: parsed.positionals };
 }
 
-export function resolveTarget(etcdFlag: string | undefined, clusterFlag: string | undefined, rootFlag: string | undefined, env: Env): Target {
-  const etcd = etcdFlag ?? nonEmpty(env['PRIMACY_ETCD']) ?? DEFAULT_ETCD;
+/** Each flag wins over its variable. */
+export function resolveTarget(flag: (name: string) => string | undefined, env: Env): Target {
+  const tls = resolveTls(flag, env);
+  const etcd = flag('etcd') ?? nonEmpty(env['PRIMACY_ETCD']) ?? (tls === null ? DEFAULT_ETCD : DEFAULT_ETCD.replace(/^http:/, 'https:'));
   const endpoints = etcd
     .split(',')
     .map((e) => e.trim())
     .filter((e) => e !== '')
-    .map(parseEndpoint);
+    .map((e) => parseEndpoint(e, tls !== null));
   if (endpoints.length === 0) throw usageError(`bad --etcd "${etcd}": give one or more URLs, separated by commas`);
-  const cluster = clusterFlag ?? nonEmpty(env['PRIMACY_CLUSTER']);
+  const plain = endpoints.find((e) => e.startsWith('http:'));
+  if (tls !== null && plain !== undefined) {
+    const given = [tls.ca, tls.cert].find((f) => f !== null)?.from ?? '--cacert';
+    throw usageError(`${given} is given but etcd endpoint ${plain} is plain http: use https://`);
+  }
+  if (plain !== undefined && endpoints.some((e) => e.startsWith('https:'))) throw usageError(`bad --etcd "${etcd}": mixes http:// and https:// endpoints`);
+  const cluster = flag('cluster') ?? nonEmpty(env['PRIMACY_CLUSTER']);
   if (cluster === undefined) throw usageError('no cluster given: use --cluster NAME or set PRIMACY_CLUSTER');
   if (!isValidName(cluster)) throw usageError(`bad cluster name "${cluster}": letters, digits, ".", "_" and "-" only`);
-  const root = rootFlag ?? nonEmpty(env['PRIMACY_ROOT']) ?? DEFAULT_ROOT;
+  const root = flag('root') ?? nonEmpty(env['PRIMACY_ROOT']) ?? DEFAULT_ROOT;
   if (!root.startsWith('/') || root.length < 2) throw usageError(`bad --root "${root}": a key prefix such as /primacy`);
-  return { endpoints, cluster, root };
+  return { endpoints, cluster, root, tls, auth: resolveAuth(flag, env) };
+}
+
+function fileArg(flag: (name: string) => string | undefined, env: Env, name: string, variable: string | null): FileArg | null {
+  const fromFlag = flag(name);
+  if (fromFlag !== undefined) return { path: fromFlag, from: `--${name}` };
+  if (variable === null) return null;
+  const fromEnv = nonEmpty(env[variable]);
+  return fromEnv === undefined ? null : { path: fromEnv, from: variable };
+}
+
+function resolveTls(flag: (name: string) => string | undefined, env: Env): EtcdTls | null {
+  const ca = fileArg(flag, env, 'cacert', 'PRIMACY_ETCD_CACERT');
+  const cert = fileArg(flag, env, 'cert', 'PRIMACY_ETCD_CERT');
+  const key = fileArg(flag, env, 'key', 'PRIMACY_ETCD_KEY');
+  if (cert !== null && key === null) throw usageError(`${cert.from} is given without its private key: add --key FILE or set PRIMACY_ETCD_KEY`);
+  if (key !== null && cert === null) throw usageError(`${key.from} is given without its certificate: add --cert FILE or set PRIMACY_ETCD_CERT`);
+  return ca === null && cert === null ? null : { ca, cert, key };
+}
+
+function resolveAuth(flag: (name: string) => string | undefined, env: Env): EtcdAuth | null {
+  const userFlag = flag('user');
+  const user = userFlag ?? nonEmpty(env['PRIMACY_ETCD_USER']);
+  const userFrom = userFlag === undefined ? 'PRIMACY_ETCD_USER' : '--user';
+  const file = fileArg(flag, env, 'password-file', null);
+  const value = env['PRIMACY_ETCD_PASSWORD'];
+  const password = file !== null ? { file } : value !== undefined && value !== '' ? { value } : null;
+  if (user === undefined) {
+    if (password === null) return null;
+    throw usageError(`${file?.from ?? 'PRIMACY_ETCD_PASSWORD'} is given without a user: add --user NAME or set PRIMACY_ETCD_USER`);
+  }
+  if (user.includes(':')) throw usageError(`${userFrom} takes a user name only: a password on the command line shows in ps; set PRIMACY_ETCD_PASSWORD or use --password-file FILE`);
+  if (password === null) throw usageError(`etcd user ${user} needs a password: set PRIMACY_ETCD_PASSWORD or use --password-file FILE`);
+  return { user, password };
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v;
 }
 
-/** `host:port` or `http(s)://host:port`, as etcdctl takes them. */
-function parseEndpoint(raw: string): string {
-  const withScheme = /^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`;
+/** `host:port` or `http(s)://host:port`, as etcdctl takes them; `host:port` is https when TLS files are given. */
+function parseEndpoint(raw: string, tls: boolean): string {
+  const withScheme = /^[a-z]+:\/\//i.test(raw) ? raw : `${tls ? 'https' : 'http'}://${raw}`;
   let url: URL;
   try {
     url = new URL(withScheme);

@@ -3,6 +3,7 @@
  * becomes one line on stderr, `primacy: <message>`, and never a stack trace.
  */
 import { describeError } from '@primacy/common';
+import type { Target } from './args.js';
 
 export const ExitCode = {
   OK: 0,
@@ -35,8 +36,38 @@ export function usageError(message: string): CliError {
   return new CliError(ExitCode.USAGE, `${message} (see primacy --help)`);
 }
 
+/** A TLS or password file that cannot be used: a usage error, found before any etcd call. */
+export function badFile(file: { path: string; from: string }, why: string, cause: unknown): CliError {
+  return new CliError(ExitCode.USAGE, `cannot use ${file.from} ${file.path}: ${why}`, { cause });
+}
+
 export function etcdUnreachable(endpoints: readonly string[], cause: unknown): CliError {
   return new CliError(ExitCode.ETCD_UNREACHABLE, `cannot reach etcd at ${endpoints.join(',')}: ${grpcReason(describeError(cause))}`, { cause });
+}
+
+/**
+ * A failed etcd call, in the operator's words: refused credentials and TLS failures are named as
+ * such, with the flag to check. All of them are exit code 3, as etcd cannot be used.
+ */
+export function etcdFailure(target: Pick<Target, 'endpoints' | 'tls' | 'auth'>, cause: unknown): CliError {
+  const reason = grpcReason(describeError(cause));
+  const at = `etcd at ${target.endpoints.join(',')}`;
+  const fail = (message: string) => new CliError(ExitCode.ETCD_UNREACHABLE, message, { cause });
+  const user = target.auth?.user;
+  if (/authentication failed|invalid user ID or password/i.test(reason)) {
+    return fail(`${at} refused user ${user ?? '(none)'}: wrong user name or password (check --user, and PRIMACY_ETCD_PASSWORD or --password-file)`);
+  }
+  if (/user name is empty/i.test(reason)) return fail(`${at} requires a user: give --user NAME and a password (PRIMACY_ETCD_PASSWORD or --password-file FILE)`);
+  if (/permission denied/i.test(reason)) return fail(`${at} denied user ${user ?? '(none)'}: permission denied (grant it a role that may read and write the cluster's keys)`);
+  if (/alert (bad certificate|certificate required|unknown ca|certificate unknown)/i.test(reason)) {
+    const cert = target.tls?.cert;
+    return fail(`${at} refused ${cert ? `the client certificate ${cert.path}` : 'a client without a certificate'}: give one signed by a CA it trusts, with --cert and --key`);
+  }
+  if (/unable to verify|self[- ]signed|certificate has expired|not yet valid|does not match certificate|unable to get (local )?issuer/i.test(reason)) {
+    const ca = target.tls?.ca;
+    return fail(`cannot verify the certificate of ${at}: ${reason} (${ca ? `is ${ca.from} ${ca.path} the CA that signed it?` : 'give its CA with --cacert FILE'})`);
+  }
+  return etcdUnreachable(target.endpoints, cause);
 }
 
 /** gRPC's messages bury the reason: `14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED …. Resolution note: `. */

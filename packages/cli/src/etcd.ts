@@ -1,9 +1,9 @@
 /**
  * The CLI's only I/O with etcd: one consistent read of a cluster, op records, the config
- * read-modify-write, request writes and watches. Every failure to talk to etcd becomes exit code 3.
+ * read-modify-write, request writes and watches. Every failure to talk to etcd becomes exit code 3
+ * (TLS files or a password that cannot be read are usage errors, found before any call).
  */
-import { Etcd3, Range, type IKeyValue, type IRequestOp, type IResponseOp, type Watcher } from 'etcd3';
-import { resilientEtcdOptions } from '@primacy/agent';
+import { Range, type Etcd3, type IKeyValue, type IRequestOp, type IResponseOp, type Watcher } from 'etcd3';
 import {
   ClusterConfigSchema,
   OpRecordSchema,
@@ -16,8 +16,9 @@ import {
   type OperatorRequest,
 } from '@primacy/common';
 import type { Target } from './args.js';
+import { connectEtcd } from './connect.js';
 import { Decoder, decodeCluster, decodeOps, type ClusterView, type RawCluster, type RawKv } from './cluster.js';
-import { CliError, etcdUnreachable, refused, unknownCluster } from './errors.js';
+import { CliError, etcdFailure, refused, unknownCluster } from './errors.js';
 import type { OpFeed } from './request.js';
 
 /** Each call's deadline; a whole read is also cut off a little later, whatever etcd3 retries. */
@@ -54,7 +55,7 @@ export class ClusterClient {
 
   constructor(readonly target: Target) {
     this.keys = clusterKeys(target.cluster, target.root);
-    this.client = new Etcd3(resilientEtcdOptions(target.endpoints, CALL_TIMEOUT_MS));
+    this.client = connectEtcd(target, CALL_TIMEOUT_MS);
   }
 
   /** Runs one etcd call; any failure is etcd being unreachable (exit 3), and it never takes long. */
@@ -67,7 +68,7 @@ export class ClusterClient {
       return await Promise.race([what(), deadline]);
     } catch (err) {
       if (err instanceof CliError) throw err;
-      throw etcdUnreachable(this.target.endpoints, err);
+      throw etcdFailure(this.target, err);
     } finally {
       clearTimeout(timer);
     }
@@ -212,10 +213,10 @@ export class ClusterClient {
             if (stopped) return void cancelSoon(watcher);
             watcher.on('put', (kv) => emit(kv, false));
             watcher.on('delete', (kv) => emit(kv, true));
-            watcher.on('error', (err) => onError(etcdUnreachable(this.target.endpoints, err)));
+            watcher.on('error', (err) => onError(etcdFailure(this.target, err)));
             stopWatch = () => cancelSoon(watcher);
           })
-          .catch((err: unknown) => onError(etcdUnreachable(this.target.endpoints, err)));
+          .catch((err: unknown) => onError(etcdFailure(this.target, err)));
       },
       stop: async () => {
         stopped = true;

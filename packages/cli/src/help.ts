@@ -2,9 +2,16 @@
 import type { CommandName } from './args.js';
 
 const WHERE = `Where the cluster is (every command but sandbox):
-  --etcd URL[,URL]   etcd endpoints (env PRIMACY_ETCD; default http://127.0.0.1:2379)
-  --cluster NAME     the cluster (env PRIMACY_CLUSTER; required)
-  --root PREFIX      key root (env PRIMACY_ROOT; default /primacy)`;
+  --etcd URL[,URL]      etcd endpoints (env PRIMACY_ETCD; default http://127.0.0.1:2379)
+  --cluster NAME        the cluster (env PRIMACY_CLUSTER; required)
+  --root PREFIX         key root (env PRIMACY_ROOT; default /primacy)
+
+etcd TLS and authentication, as etcdctl's (with a TLS file, host:port means https):
+  --cacert FILE         CA of etcd's certificates (env PRIMACY_ETCD_CACERT; default: Node's CAs)
+  --cert FILE           client certificate, with --key (env PRIMACY_ETCD_CERT)
+  --key FILE            its private key (env PRIMACY_ETCD_KEY)
+  --user NAME           etcd user (env PRIMACY_ETCD_USER)
+  --password-file FILE  the user's password; or set PRIMACY_ETCD_PASSWORD (never a command-line flag)`;
 
 export const OVERVIEW = `usage: primacy COMMAND [options]
 
@@ -23,10 +30,10 @@ Commands:
 
 ${WHERE}
 
-  -h, --help         help (also after a command: primacy status --help)
-  --version          the CLI's version
+  -h, --help            help (also after a command: primacy status --help)
+  --version             the CLI's version
 
-Exit codes: 0 ok, 1 refused/aborted/failed, 2 usage, 3 etcd unreachable,
+Exit codes: 0 ok, 1 refused/aborted/failed, 2 usage, 3 etcd unreachable or refused,
 4 unknown cluster/node/epoch, 5 timeout, 130 interrupted while waiting.
 See docs/cli.md.`;
 

@@ -57,6 +57,8 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // grpc-js gives an IP endpoint to TLS as the server name, and Node warns about it on stderr (DEP0123).
+  process.noDeprecation = true;
   const code = await main(process.argv.slice(2), processIo());
   // etcd3 can keep handles open after close(); the answer is given, so leave once output is flushed.
   process.stdout.write('', () => process.exit(code));
