@@ -3,7 +3,7 @@
  * decision is always taken on current state (invariant 6); values that fail their schema are
  * reported through `invalid` and otherwise ignored.
  */
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, IKeyValue, IRequestOp } from 'etcd3';
 import {
   ClientRegistrationSchema,
   ClusterConfigSchema,
@@ -65,6 +65,19 @@ export class ClusterStore {
     this.keys = clusterKeys(cluster, root);
   }
 
+  /** The epoch whose op records the last snapshot read: the next snapshot reads them in its one transaction. */
+  #opEpoch = 0;
+
+  /** Range reads in one read-only transaction: linearizable (etcd's default) and all at one revision. */
+  async #readAll<const T extends readonly Ranged[]>(ranges: T): Promise<{ -readonly [K in keyof T]: IKeyValue[] }> {
+    const res = await this.client.kv.txn({ compare: [], success: await Promise.all(ranges.map((r) => r.op())), failure: [] });
+    return ranges.map((_, i) => {
+      const range = res.responses[i]?.response_range;
+      if (!range) throw new Error(`etcd answered a read-only transaction without range ${i}`);
+      return range.kvs;
+    }) as { -readonly [K in keyof T]: IKeyValue[] };
+  }
+
   async snapshot(): Promise<ClusterSnapshot> {
     const k = this.keys;
     const invalid: EtcdValueError[] = [];
@@ -77,35 +90,53 @@ export class ClusterStore {
       }
       return r.value;
     };
-    const [memberKvs, electionKvs, primaryKvs, epochRaw, configRaw, requestKvs, clientKvs] = await Promise.all([
-      this.client.getAll().prefix(k.membersPrefix).strings(),
-      this.client.getAll().prefix(`${k.election}/`).sort('Create', 'Ascend').exec(),
-      this.client.get(k.primary).exec(),
-      this.client.get(k.epoch).string(),
-      this.client.get(k.config).string(),
-      this.client.getAll().prefix(k.requestsPrefix).strings(),
-      this.client.getAll().prefix(k.clientsPrefix).strings(),
+    // One read-only transaction, one round trip, and every key at the same revision. The op records
+    // hang on the epoch it reads: the last snapshot's epoch is the guess, and a wrong one (an epoch
+    // changed in between) costs a second transaction.
+    const c = this.client;
+    const guess = this.#opEpoch;
+    const [memberKvs, electionKvs, primaryKvs, epochKvs, configKvs, requestKvs, clientKvs, currentGuess, pendingGuess] = await this.#readAll([
+      c.getAll().prefix(k.membersPrefix),
+      c.getAll().prefix(`${k.election}/`).sort('Create', 'Ascend'),
+      c.get(k.primary),
+      c.get(k.epoch),
+      c.get(k.config),
+      c.getAll().prefix(k.requestsPrefix),
+      c.getAll().prefix(k.clientsPrefix),
+      c.get(k.op(guess)),
+      c.get(k.op(guess + 1)),
     ]);
     const members = new Map<string, MemberState>();
-    for (const [key, raw] of Object.entries(memberKvs)) {
-      const m = decode(MemberStateSchema, key, raw);
+    for (const kv of memberKvs) {
+      const key = kv.key.toString();
+      const m = decode(MemberStateSchema, key, kv.value.toString());
       if (m) members.set(keyName(k.membersPrefix, key), m);
     }
-    const primaryKv = primaryKvs.kvs[0];
+    const primaryKv = primaryKvs[0];
     const requests = new Map<string, OperatorRequest>();
-    for (const [key, raw] of Object.entries(requestKvs)) {
-      const r = decode(RequestSchema, key, raw);
+    for (const kv of requestKvs) {
+      const key = kv.key.toString();
+      const r = decode(RequestSchema, key, kv.value.toString());
       if (r) requests.set(keyName(k.requestsPrefix, key), r);
     }
     const clients = new Map<string, ClientRegistration>();
-    for (const [key, raw] of Object.entries(clientKvs)) {
-      const r = decode(ClientRegistrationSchema, key, raw);
+    for (const kv of clientKvs) {
+      const key = kv.key.toString();
+      const r = decode(ClientRegistrationSchema, key, kv.value.toString());
       if (r) clients.set(keyName(k.clientsPrefix, key), r);
     }
     const primary = primaryKv ? decode(PrimarySchema, k.primary, primaryKv.value.toString()) : null;
-    const epoch = decode(EpochSchema, k.epoch, epochRaw) ?? 0;
+    const epoch = decode(EpochSchema, k.epoch, valueOf(epochKvs)) ?? 0;
+    const configRaw = valueOf(configKvs);
     const opEpoch = primary?.epoch ?? epoch;
-    const [currentRaw, pendingRaw] = await Promise.all([this.client.get(k.op(opEpoch)).string(), this.client.get(k.op(opEpoch + 1)).string()]);
+    let currentRaw = valueOf(currentGuess);
+    let pendingRaw = valueOf(pendingGuess);
+    if (opEpoch !== guess) {
+      const [current, pending] = await this.#readAll([c.get(k.op(opEpoch)), c.get(k.op(opEpoch + 1))]);
+      currentRaw = valueOf(current);
+      pendingRaw = valueOf(pending);
+    }
+    this.#opEpoch = opEpoch;
     return {
       members,
       primary,
@@ -116,7 +147,7 @@ export class ClusterStore {
       pendingOp: decode(OpRecordSchema, k.op(opEpoch + 1), pendingRaw),
       requests,
       clients,
-      campaigners: electionKvs.kvs.map((kv) => ({
+      campaigners: electionKvs.map((kv) => ({
         key: kv.key.toString(),
         node: kv.value.toString(),
         createRevision: String(kv.create_revision),
@@ -170,4 +201,13 @@ export class ClusterStore {
       .commit();
     return res.succeeded;
   }
+}
+
+/** A range builder (`get`, `getAll`), as a transaction takes it. */
+interface Ranged {
+  op(): Promise<IRequestOp>;
+}
+
+function valueOf(kvs: readonly IKeyValue[]): string | null {
+  return kvs[0]?.value.toString() ?? null;
 }
