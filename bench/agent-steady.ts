@@ -25,7 +25,7 @@ import { describeMachine, machineLine, type Machine } from './lib/machine.js';
 import { fixed, table } from './lib/markdown.js';
 import { fail, intFlag, parseFlags, progress, stringFlag } from './lib/options.js';
 import { mean } from './lib/percentiles.js';
-import { clockTicksPerSecond, commandLine, cpuTicks, loadAverage, rssKiB } from './lib/proc-stats.js';
+import { clockTicksPerSecond, commandLine, cpuTicks, loadAverage, memoryKiB, type MemoryKiB } from './lib/proc-stats.js';
 
 const USAGE =
   'usage: node --conditions=@primacy/source --import tsx bench/agent-steady.ts [--duration S] [--warmup S] [--runtime tsx|dist|both] [--write-interval MS] [--node-args="ARGS"] [--no-build] [--out FILE.md]';
@@ -53,6 +53,10 @@ interface AgentSample {
   rssEndKiB: number | null;
   rssMeanKiB: number | null;
   rssMaxKiB: number | null;
+  /** Means over the window of RssAnon, RssFile + RssShmem, and Pss. */
+  anonMeanKiB: number | null;
+  fileMeanKiB: number | null;
+  pssMeanKiB: number | null;
   cpuPct: number | null;
 }
 
@@ -68,6 +72,8 @@ interface RuntimeResult {
   readonly leaseRenewals: number | null;
   /** Range requests served by all etcd members, less the writer's own primary lookups. */
   readonly agentReads: number | null;
+  /** Unary gRPC requests served by all etcd members, by method (Range, Txn, Put, …), less the writer's lookups from Range. */
+  readonly agentRpcs: Record<string, number> | null;
   readonly nodeArgs: readonly string[];
   readonly acked: number;
   readonly load1: number;
@@ -155,6 +161,7 @@ async function measure(etcd: EtcdCluster, runtime: Runtime, w: Window): Promise<
     }
     const ticksBefore = new Map(agents.map((a) => [a.node, cpuTicks(a.pid)]));
     const rss = new Map(agents.map((a) => [a.node, [] as number[]]));
+    const mem = new Map(agents.map((a) => [a.node, [] as MemoryKiB[]]));
     const metricsBefore = await etcdCounters(etcd);
     const ackedBefore = writer.acks.length;
     const lookupsBefore = writer.lookups;
@@ -164,8 +171,11 @@ async function measure(etcd: EtcdCluster, runtime: Runtime, w: Window): Promise<
     progress(`${runtime}: measuring for ${w.durationS} s`);
     for (let i = 0; i <= w.durationS; i++) {
       for (const a of agents) {
-        const kib = rssKiB(a.pid);
-        if (kib !== null) rss.get(a.node)!.push(kib);
+        const m = memoryKiB(a.pid);
+        if (m !== null) {
+          rss.get(a.node)!.push(m.rss);
+          mem.get(a.node)!.push(m);
+        }
       }
       if (i < w.durationS) await sleep(Math.max(0, started + (i + 1) * 1000 - Date.now()));
     }
@@ -182,6 +192,11 @@ async function measure(etcd: EtcdCluster, runtime: Runtime, w: Window): Promise<
     const samples: AgentSample[] = [];
     for (const a of agents) {
       const series = rss.get(a.node)!;
+      const split = mem.get(a.node)!;
+      const meanOf = (pick: (m: MemoryKiB) => number | null): number | null => {
+        const v = split.map(pick).filter((x): x is number => x !== null && !Number.isNaN(x));
+        return v.length > 0 ? mean(v) : null;
+      };
       const before = ticksBefore.get(a.node);
       const after = ticksAfter.get(a.node);
       const cpuPct = before != null && after != null ? ((after - before) / clockTicksPerSecond() / (windowMs / 1000)) * 100 : null;
@@ -197,6 +212,9 @@ async function measure(etcd: EtcdCluster, runtime: Runtime, w: Window): Promise<
         rssEndKiB: series.at(-1) ?? null,
         rssMeanKiB: series.length > 0 ? mean(series) : null,
         rssMaxKiB: series.length > 0 ? Math.max(...series) : null,
+        anonMeanKiB: meanOf((m) => m.anon),
+        fileMeanKiB: meanOf((m) => m.file),
+        pssMeanKiB: meanOf((m) => m.pss),
         cpuPct,
       });
     }
@@ -219,6 +237,7 @@ async function measure(etcd: EtcdCluster, runtime: Runtime, w: Window): Promise<
       raftProposals: metricsBefore && metricsAfter ? metricsAfter.proposals - metricsBefore.proposals : null,
       leaseRenewals: metricsBefore && metricsAfter ? metricsAfter.renewals - metricsBefore.renewals : null,
       agentReads: metricsBefore && metricsAfter ? metricsAfter.ranges - metricsBefore.ranges - lookups : null,
+      agentRpcs: metricsBefore && metricsAfter ? rpcDelta(metricsBefore.rpcs, metricsAfter.rpcs, lookups) : null,
       nodeArgs: runtime === 'dist' ? w.nodeArgs : [],
       acked,
       load1,
@@ -242,7 +261,36 @@ async function measure(etcd: EtcdCluster, runtime: Runtime, w: Window): Promise<
  * Raft proposals committed (the most any member reports), lease renewals (summed; only the leader
  * renews) and range requests (summed; each member serves its own clients' reads).
  */
-async function etcdCounters(etcd: EtcdCluster): Promise<{ proposals: number; renewals: number; ranges: number } | null> {
+interface EtcdCounters {
+  proposals: number;
+  renewals: number;
+  ranges: number;
+  /** Unary gRPC requests handled, by method, summed over the members. */
+  rpcs: Record<string, number>;
+}
+
+/** Requests per method in the window; the writer's primary lookups are Range requests too. */
+function rpcDelta(before: Record<string, number>, after: Record<string, number>, lookups: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [method, n] of Object.entries(after)) {
+    const d = n - (before[method] ?? 0) - (method === 'Range' ? lookups : 0);
+    if (d > 0) out[method] = d;
+  }
+  return out;
+}
+
+function unaryRpcs(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^grpc_server_handled_total\{([^}]*)\} (\S+)$/gm)) {
+    const labels = m[1] ?? '';
+    if (!labels.includes('grpc_type="unary"')) continue;
+    const method = /grpc_method="([^"]+)"/.exec(labels)?.[1];
+    if (method) out[method] = (out[method] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+async function etcdCounters(etcd: EtcdCluster): Promise<EtcdCounters | null> {
   try {
     const texts = await Promise.all(etcd.members.map((m) => fetch(`${m.endpoint}/metrics`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text())));
     const value = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
@@ -250,6 +298,10 @@ async function etcdCounters(etcd: EtcdCluster): Promise<{ proposals: number; ren
       proposals: Math.max(...texts.map((t) => value(t, 'etcd_server_proposals_committed_total'))),
       renewals: texts.map((t) => value(t, 'etcd_debugging_lease_renewed_total')).reduce((a, b) => a + b, 0),
       ranges: texts.map((t) => value(t, 'etcd_mvcc_range_total')).reduce((a, b) => a + b, 0),
+      rpcs: texts.map(unaryRpcs).reduce<Record<string, number>>((sum, r) => {
+        for (const [method, n] of Object.entries(r)) sum[method] = (sum[method] ?? 0) + n;
+        return sum;
+      }, {}),
     };
   } catch {
     return null;
@@ -277,12 +329,14 @@ function renderMarkdown(results: RuntimeResult[], machine: Machine, w: Window): 
     lines.push(`## ${RUNTIME_TITLE[r.runtime]}${r.nodeArgs.length > 0 ? ` with \`${r.nodeArgs.join(' ')}\`` : ''}`, '');
     lines.push(`Cluster ${r.cluster}; window ${fixed(s, 1)} s; ${r.acked} writes acknowledged in it; 1-minute load average at its start ${fixed(r.load1, 2)}.`, '');
     const mib = (k: number | null) => (k === null ? null : k / 1024);
-    const row = (label: string, a: Pick<AgentSample, 'memberPuts' | 'leasePuts' | 'rssMeanKiB' | 'rssMaxKiB' | 'cpuPct'>) => [
+    const row = (label: string, a: Pick<AgentSample, 'memberPuts' | 'leasePuts' | 'rssMeanKiB' | 'rssMaxKiB' | 'anonMeanKiB' | 'fileMeanKiB' | 'pssMeanKiB' | 'cpuPct'>) => [
       label,
       fixed(a.memberPuts / s, 3),
       fixed(a.leasePuts / s, 3),
       fixed(mib(a.rssMeanKiB), 1),
       fixed(mib(a.rssMaxKiB), 1),
+      `${fixed(mib(a.anonMeanKiB), 1)} / ${fixed(mib(a.fileMeanKiB), 1)}`,
+      fixed(mib(a.pssMeanKiB), 1),
       fixed(a.cpuPct, 2),
     ];
     const rows = r.agents.map((a) => row(`${a.node} (${a.role}${a.node === r.coordinator ? ', coordinator' : ''})`, a));
@@ -293,6 +347,9 @@ function renderMarkdown(results: RuntimeResult[], machine: Machine, w: Window): 
         leasePuts: avg((a) => a.leasePuts),
         rssMeanKiB: avg((a) => a.rssMeanKiB),
         rssMaxKiB: avg((a) => a.rssMaxKiB),
+        anonMeanKiB: avg((a) => a.anonMeanKiB),
+        fileMeanKiB: avg((a) => a.fileMeanKiB),
+        pssMeanKiB: avg((a) => a.pssMeanKiB),
         cpuPct: avg((a) => a.cpuPct),
       }),
     );
@@ -302,15 +359,18 @@ function renderMarkdown(results: RuntimeResult[], machine: Machine, w: Window): 
       `≤ ${GOALS.writesPerS}`,
       `< ${fixed((GOALS.rssMiB * 1e6) / 2 ** 20, 1)} (80 MB)`,
       `< ${fixed((GOALS.rssMiB * 1e6) / 2 ** 20, 1)}`,
+      '',
+      '',
       `< ${GOALS.cpuPct}`,
     ]);
-    lines.push(table(['agent', 'member-key puts/s', 'all puts under its lease/s', 'RSS mean (MiB)', 'RSS peak (MiB)', 'CPU (% of one core)'], rows), '');
+    lines.push(table(['agent', 'member-key puts/s', 'all puts under its lease/s', 'RSS mean (MiB)', 'RSS peak (MiB)', 'RSS anon / file (MiB)', 'PSS mean (MiB)', 'CPU (% of one core)'], rows), '');
     const kinds = Object.entries(r.putsByKind).map(([k, n]) => `${k} ${fixed(n / s, 3)}/s`).join(', ');
     lines.push(
       `Whole cluster: ${fixed(r.totalPuts / s, 3)} puts/s under its prefix (${kinds || 'none'}; leaseless, i.e. the coordinator's: ${fixed(r.leaselessPuts / s, 3)}/s); ` +
         `etcd raft proposals committed ${r.raftProposals === null ? '—' : `${fixed(r.raftProposals / s, 3)}/s`}; ` +
         `lease keepalives ${r.leaseRenewals === null ? '—' : `${fixed(r.leaseRenewals / s, 3)}/s`} (all agents); ` +
-        `etcd range reads by the agents ${r.agentReads === null ? '—' : `${fixed(r.agentReads / s, 1)}/s`} (all agents; the writer's lookups subtracted).`,
+        `etcd range reads by the agents ${r.agentReads === null ? '—' : `${fixed(r.agentReads / s, 1)}/s`} (all agents; the writer's lookups subtracted); ` +
+        `unary gRPC requests by the agents ${r.agentRpcs === null ? '—' : Object.entries(r.agentRpcs).sort(([a], [b]) => a.localeCompare(b)).map(([m, n]) => `${m} ${fixed(n / s, 1)}/s`).join(', ') || 'none'} (all agents).`,
       '',
     );
   }

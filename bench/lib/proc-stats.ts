@@ -12,6 +12,34 @@ export function rssKiB(pid: number): number | null {
   }
 }
 
+export interface MemoryKiB {
+  /** VmRSS. */
+  readonly rss: number;
+  /** RssAnon: the process's own pages (heap, stacks, malloc). */
+  readonly anon: number;
+  /** RssFile + RssShmem: mapped files, mostly the node binary and shared libraries, shared with every process that maps them. */
+  readonly file: number;
+  /** Pss from smaps_rollup: resident pages, each shared one divided among the processes that map it; null where unreadable. */
+  readonly pss: number | null;
+}
+
+/** The resident set split by kind, in KiB, or null when the process is gone. */
+export function memoryKiB(pid: number): MemoryKiB | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+    let pss: number | null = null;
+    try {
+      pss = Number(/^Pss:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? Number.NaN);
+    } catch {
+      pss = null;
+    }
+    return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile') + field('RssShmem'), pss: Number.isNaN(pss) ? null : pss };
+  } catch {
+    return null;
+  }
+}
+
 /** utime + stime in clock ticks (fields 14 and 15 of /proc/<pid>/stat), or null when the process is gone. */
 export function cpuTicks(pid: number): number | null {
   try {
