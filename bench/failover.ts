@@ -134,7 +134,7 @@ async function main(): Promise<void> {
         results.push(t);
         progress(describeTrial(t));
         consecutiveErrors = t.error !== null && t.oldPrimary === '' ? consecutiveErrors + 1 : 0;
-        writeResults(out, results, machine, { trials, scenarios, stoppedEarly, artifactsRoot });
+        writeResults(out, results, machine, { trials, scenarios, stoppedEarly, artifactsRoot: basename(artifactsRoot) });
         if (consecutiveErrors >= MAX_CONSECUTIVE_ERRORS) {
           stoppedEarly = `${consecutiveErrors} trials in a row could not start: ${t.error}`;
           break outer;
@@ -142,7 +142,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    writeResults(out, results, machine, { trials, scenarios, stoppedEarly, artifactsRoot });
+    writeResults(out, results, machine, { trials, scenarios, stoppedEarly, artifactsRoot: basename(artifactsRoot) });
     await cleanupAll();
   }
   if (stoppedEarly) progress(`stopped early: ${stoppedEarly}`);
@@ -321,6 +321,7 @@ interface RunInfo {
   readonly trials: number;
   readonly scenarios: Scenario[];
   readonly stoppedEarly: string | null;
+  /** The temp folder (its name only) where a suspicious trial's logs are kept. */
   readonly artifactsRoot: string;
 }
 
