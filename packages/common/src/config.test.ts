@@ -83,6 +83,7 @@ test('a wrong field is one line naming its path and what was expected', () => {
   rejects(minimal.replace('endpoints: [http://127.0.0.1:2379]', 'endpoints: []'), /etcd\.endpoints/);
   rejects(minimal + 'timings:\n  fenceMarginMs: 6000\n', /fenceMarginMs: expected less than the lease TTL/);
   rejects(minimal + 'http:\n  advertiseUrl: db1:8008\n', /http\.advertiseUrl/);
+  rejects(minimal.replace('endpoints: [http://127.0.0.1:2379]', 'endpoints: [http://127.0.0.1:2379]\n  user: primacy'), /etcd\.password: required when etcd\.user is set/);
 });
 
 test('a password written inline is refused: secrets come from a file or the environment', () => {

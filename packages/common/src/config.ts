@@ -219,6 +219,11 @@ export function compileAgentConfig(doc: unknown, options: { source?: string; env
   if (c.timings.fenceMarginMs >= c.timings.leaseTtlS * 1000) {
     throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${source}: timings.fenceMarginMs: expected less than the lease TTL (${c.timings.leaseTtlS * 1000} ms)`);
   }
+  // Half of a login is a mistake, not a wish to connect without one.
+  if ((c.etcd.user === undefined) !== (c.etcd.password === undefined)) {
+    const [set, missing] = c.etcd.user === undefined ? ['password', 'user'] : ['user', 'password'];
+    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${source}: etcd.${missing}: required when etcd.${set} is set`);
+  }
   const tls = c.etcd.tls ? resolveTls(c.etcd.tls, baseDir, source) : undefined;
   const secrets: Secrets = {
     mysqlPassword: readSecret(c.mysql.password, 'mysql.password', baseDir, env),
