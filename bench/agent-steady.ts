@@ -15,6 +15,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanupAll, sleep, startEtcd, type EtcdCluster } from '../test/harness/index.js';
@@ -204,7 +205,8 @@ async function measure(etcd: EtcdCluster, runtime: Runtime, w: Window): Promise<
       samples.push({
         node: a.node,
         pid: a.pid,
-        command: commandLine(a.pid),
+        // Repository-relative, node and the temporary folder by name: results carry no path of this machine.
+        command: commandLine(a.pid).replace(process.execPath, 'node').replaceAll(repoRoot, '').replaceAll(`${tmpdir()}/`, '$TMPDIR/'),
         role: (await c.member(a.node))?.role ?? 'unknown',
         memberPuts: putsByKey.get(c.keys.member(a.node)) ?? 0,
         leasePuts: lease === undefined ? 0 : (putsByLease.get(lease) ?? 0),
