@@ -80,6 +80,18 @@ describe('failover', () => {
     const fence = op.steps.find((s) => s.name === 'fence over SQL');
     assert.equal(fence?.outcome, 'ok', JSON.stringify(op.steps));
     assert.equal((await c.server(old.node).query<{ ro: number }>('SELECT @@global.read_only AS ro'))[0]?.ro, 1);
+    // The old primary comes back with nothing the new primary lacks: fenced before the replicas were
+    // revoked, everything in its binlog reached them. Its agent, restarted, rejoins it as a replica.
+    const p = (await c.primary())!;
+    await c.restartAgent(old.node);
+    const back = await waitFor('the old primary to rejoin as a replica', async () => {
+      const m = await c.member(old.node);
+      return m?.role === 'replica' || m?.role === 'diverged' ? m : undefined;
+    }, { timeoutMs: 20_000 });
+    assert.equal(back.role, 'replica', `rejoined, not diverged: ${back.errant ?? ''}`);
+    assert.equal(back.errant, null);
+    assert.equal(back.server?.readOnly, true);
+    assert.equal(back.server?.replication?.sourcePort, p.port);
     await finish(run);
   });
 
