@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RequestSchema, type OperatorRequest } from '@primacy/common';
+import { OpRecordSchema, RequestSchema, type OperatorRequest } from '@primacy/common';
 import { cleanupAll, startEtcd, waitFor, type EtcdCluster } from './harness/index.js';
 import { finishWitnessed, startWitnessed, type ClusterOptions, type TestCluster, type WitnessedCluster, type Writer } from './support/cluster.js';
 
@@ -105,6 +105,9 @@ describe('switchover', () => {
     assert.match(await refusal({ to: 'db3' }), /db3 cannot be promoted: marked no-promote/);
     assert.match(await refusal({ to: 'db9' }), /no member named db9/);
     assert.match(await refusal({ to: 'db1' }), /db1 is already the primary/);
+    // ops/<epoch + 1> kept only the last of them; history/ keeps each one.
+    const kept = Object.values(await c.etcd.getAll().prefix(c.keys.historyPrefix).strings()).map((v) => OpRecordSchema.parse(JSON.parse(v)));
+    assert.deepEqual(kept.map((o) => [o.outcome, o.request?.to]), [['refused', 'db3'], ['refused', 'db9'], ['refused', 'db1']]);
     const p = (await c.primary())!;
     assert.deepEqual([p.node, p.epoch, p.state], [old.node, old.epoch, 'ready']);
     await finish(run);

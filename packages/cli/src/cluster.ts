@@ -106,10 +106,23 @@ export function decodeCluster(cluster: string, keys: ClusterKeys, raw: RawCluste
 }
 
 /** Op records in epoch order; malformed ones become warnings. */
-export function decodeOps(kvs: readonly RawKv[]): { ops: OpRecord[]; warnings: string[] } {
+/**
+ * The op records of ops/, and the refused and aborted ones kept under history/ (the next operation
+ * of an epoch overwrites ops/<epoch>), each once, by epoch and then by start time.
+ */
+export function decodeOps(kvs: readonly RawKv[], historyKvs: readonly RawKv[] = []): { ops: OpRecord[]; warnings: string[] } {
   const d = new Decoder();
-  const ops = kvs.map((kv) => d.decode(OpRecordSchema, kv)).filter((op): op is OpRecord => op !== null);
-  return { ops: ops.sort((a, b) => a.epoch - b.epoch), warnings: d.warnings };
+  const seen = new Set<string>();
+  const ops = [...kvs, ...historyKvs]
+    .map((kv) => d.decode(OpRecordSchema, kv))
+    .filter((op): op is OpRecord => {
+      if (op === null) return false;
+      const id = `${op.epoch} ${op.kind} ${op.startedAt} ${op.outcome}`;
+      if (seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    });
+  return { ops: ops.sort((a, b) => a.epoch - b.epoch || a.startedAt - b.startedAt), warnings: d.warnings };
 }
 
 /**

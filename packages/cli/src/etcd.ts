@@ -118,8 +118,11 @@ export class ClusterClient {
   }
 
   async readOps(): Promise<{ ops: OpRecord[]; warnings: string[] }> {
-    const kvs = await this.call(() => this.client.getAll().prefix(this.keys.opsPrefix).sort('Key', 'Ascend').exec());
-    return decodeOps(kvs.kvs.map(rawKv));
+    const [ops, history] = await Promise.all([
+      this.call(() => this.client.getAll().prefix(this.keys.opsPrefix).sort('Key', 'Ascend').exec()),
+      this.call(() => this.client.getAll().prefix(this.keys.historyPrefix).sort('Key', 'Ascend').exec()),
+    ]);
+    return decodeOps(ops.kvs.map(rawKv), history.kvs.map(rawKv));
   }
 
   /** One op record: null when there is none; a malformed one is a warning and null. */

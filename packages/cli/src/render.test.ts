@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { decodeOps } from './cluster.js';
 import { grpcReason } from './errors.js';
 import { renderExplain } from './explain.js';
 import { formatAge, formatDuration, oneLine, table, visibleWidth } from './format.js';
@@ -184,6 +185,19 @@ describe('topology', () => {
 });
 
 describe('history', () => {
+  test('the refused and aborted records of history/ join those of ops/, each once, by epoch and start', () => {
+    const kv = (key: string, o: unknown) => ({ key, value: JSON.stringify(o), createRevision: '1', modRevision: '1' });
+    const refused = op({ epoch: 3, outcome: 'refused', startedAt: T0 - 300, endedAt: T0 - 300, to: null, reason: 'paused' });
+    const aborted = op({ epoch: 3, outcome: 'aborted', startedAt: T0 - 200, endedAt: T0 - 150, to: null, reason: 'too few nodes answer' });
+    const done = op({ epoch: 3, startedAt: T0 - 100, endedAt: T0 - 50 });
+    const { ops, warnings } = decodeOps(
+      [kv('/primacy/main/ops/0000000002', op()), kv('/primacy/main/ops/0000000003', done)],
+      [kv('/primacy/main/history/1-3-failover-refused', refused), kv('/primacy/main/history/2-3-failover-aborted', aborted), kv('/primacy/main/history/3-2-x', op()), kv('/primacy/main/history/4-x', '{')],
+    );
+    assert.deepEqual(ops.map((o) => `${o.epoch} ${o.outcome}`), ['2 done', '3 refused', '3 aborted', '3 done']);
+    assert.equal(warnings.length, 1, 'a malformed history entry is a warning');
+  });
+
   test('a table of ops, oldest first, one line of reason each', () => {
     const ops = [
       op({ epoch: 1, kind: 'bootstrap', from: null, to: 'db1', startedAt: T0 - 600_000, endedAt: T0 - 599_850, reason: 'db1 is the configured\nbootstrap primary', candidates: [], steps: [] }),

@@ -172,15 +172,8 @@ export const OpRecordSchema = z.object({
 });
 export type OpRecord = z.infer<typeof OpRecordSchema>;
 
-/** A decision not taken: a refused failover or switchover, kept so operators can see why. */
-export const HistoryEntrySchema = z.object({
-  at: z.number(),
-  kind: z.enum(['failover-refused', 'switchover-refused', 'request-refused', 'note']),
-  epoch: z.number().int(),
-  node: z.string().nullable(),
-  reason: z.string(),
-});
-export type HistoryEntry = z.infer<typeof HistoryEntrySchema>;
+// history/<time>-<epoch>-<kind>-<outcome> holds, as an OpRecord, every operation that ended refused
+// or aborted: ops/<epoch> keeps only the last one of its epoch.
 
 /** Dynamic settings that operators change through the CLI. Every field has a default. */
 export const ClusterConfigSchema = z.object({

@@ -13,6 +13,10 @@ import { connectNode } from '../node/index.js';
 import type { Counters } from '../view.js';
 import { decide, type Decision } from './decide.js';
 
+/** How many refused or aborted operations history/ keeps, and how often (in records) it is pruned. */
+const HISTORY_KEEP = 500;
+const HISTORY_PRUNE_EVERY = 25;
+
 export interface CoordinatorDeps {
   readonly config: AgentConfig;
   readonly store: ClusterStore;
@@ -25,6 +29,7 @@ export interface CoordinatorDeps {
 export class Coordinator {
   private isActive = false;
   private lastLogged = '';
+  private remembers = 0;
   private busy = false;
 
   constructor(private readonly d: CoordinatorDeps) {}
@@ -182,7 +187,7 @@ export class Coordinator {
           endedAt: now,
           outcome: 'refused',
         };
-        await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.op(op.epoch), value: op }], [store.keys.request(decision.id)]);
+        await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.op(op.epoch), value: op }, ...this.remembered(op)], [store.keys.request(decision.id)]);
         log.warn({ request: decision.id, reason: decision.reason }, `${r.kind} request refused`);
         this.count(r.kind, 'refused');
         return;
@@ -263,7 +268,7 @@ export class Coordinator {
         if (!p || !op) return;
         const aborted: OpRecord = { ...op, endedAt: now, outcome: 'aborted', reason: `${op.reason}; aborted: ${decision.reason}`, steps: closeRunning(op.steps, now).map((x) => (x.endedAt === now && x.outcome === 'ok' ? { ...x, outcome: 'failed' as const } : x)) };
         // The old primary has every transaction: it takes writes again, at its own epoch.
-        const puts = [{ key: store.keys.op(op.epoch), value: aborted }, ...(decision.restore && p.node === op.from ? [{ key: store.keys.primary, value: { ...p, state: 'ready', since: now } }] : [])];
+        const puts = [{ key: store.keys.op(op.epoch), value: aborted }, ...this.remembered(aborted), ...(decision.restore && p.node === op.from ? [{ key: store.keys.primary, value: { ...p, state: 'ready', since: now } }] : [])];
         await store.commitDecision(token, snap.primaryModRevision, puts);
         log.warn({ reason: decision.reason }, 'switchover aborted; the old primary stays');
         this.count('switchover', 'aborted');
@@ -362,9 +367,23 @@ export class Coordinator {
 
   /** Writes the op record, naming this coordinator: a record resumed by a new coordinator says so. */
   private async record(token: Campaigner, op: OpRecord): Promise<void> {
+    const value = { ...op, coordinator: { node: this.d.config.node, revision: token.createRevision } };
     await this.d.store
-      .recordFenced(token, this.d.store.keys.op(op.epoch), { ...op, coordinator: { node: this.d.config.node, revision: token.createRevision } })
+      .recordFenced(token, this.d.store.keys.op(op.epoch), value, this.remembered(value))
       .catch((err: unknown) => this.d.log.warn({ err: describeError(err) }, 'could not record the operation'));
+  }
+
+  /**
+   * A refused or aborted operation is also kept under history/: the next operation of the same epoch
+   * overwrites ops/<epoch>, and an operator asking why nothing happened at 3 a.m. needs every refusal.
+   * The newest HISTORY_KEEP are kept.
+   */
+  private remembered(op: OpRecord): Array<{ key: string; value: OpRecord }> {
+    if (op.outcome !== 'refused' && op.outcome !== 'aborted') return [];
+    if (++this.remembers % HISTORY_PRUNE_EVERY === 0) {
+      void this.d.store.pruneHistory(HISTORY_KEEP).catch((err: unknown) => this.d.log.warn({ err: describeError(err) }, 'could not prune history/'));
+    }
+    return [{ key: this.d.store.keys.historyEntry(op.endedAt ?? this.d.clock.now(), `${op.epoch}-${op.kind}-${op.outcome}`), value: op }];
   }
 
   private count(kind: string, outcome: string): void {

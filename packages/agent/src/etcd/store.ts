@@ -194,12 +194,23 @@ export class ClusterStore {
   }
 
   /** Writes an op record or history entry, still fenced by the election key but not by the primary key. */
-  async recordFenced(token: Campaigner, key: string, value: unknown): Promise<boolean> {
+  async recordFenced(token: Campaigner, key: string, value: unknown, more: ReadonlyArray<{ key: string; value: unknown }> = []): Promise<boolean> {
     const res = await this.client
       .if(token.key, 'Create', '==', token.createRevision)
-      .then(this.client.put(key).value(encodeValue(value)))
+      .then(this.client.put(key).value(encodeValue(value)), ...more.map((p) => this.client.put(p.key).value(encodeValue(p.value))))
       .commit();
     return res.succeeded;
+  }
+
+  /**
+   * Keeps the newest `keep` entries of history/ and deletes the rest. Best effort: a failure leaves
+   * a few more entries until the next try.
+   */
+  async pruneHistory(keep: number): Promise<number> {
+    const keys = await this.client.getAll().prefix(this.keys.historyPrefix).sort('Key', 'Ascend').keys();
+    const old = keys.slice(0, Math.max(0, keys.length - keep));
+    for (const key of old) await this.client.delete().key(key);
+    return old.length;
   }
 }
 
