@@ -32,6 +32,12 @@ const OPERATION_PROBE_MS = 50;
 /** How often an agent re-reads the cluster when nothing runs and no watch event came. */
 const IDLE_REFRESH_MS = 1000;
 
+/**
+ * The same while the watch on the cluster's keys is up and no decision waits on the clock (no refused
+ * or aborted operation pending): every change wakes the loop then, and this re-read is a safety net.
+ */
+const WATCHED_IDLE_REFRESH_MS = 5000;
+
 /** A cluster snapshot younger than this is not read again before a node action. */
 const FRESH_SNAPSHOT_MS = 100;
 /** How long a switchover's target waits to have applied the demoted primary's position before it probes anyway. */
@@ -570,7 +576,8 @@ export class Agent {
       wake = () => wait.abort();
       const onStop = (): void => wait.abort();
       this.stopping.signal.addEventListener('abort', onStop, { once: true });
-      await sleep(busy ? this.config.timings.probeIntervalMs : IDLE_REFRESH_MS, wait.signal);
+      const watched = this.unwatch !== null && this.etcdState.reachable && !this.snapshot?.pendingOp;
+      await sleep(busy ? this.config.timings.probeIntervalMs : watched ? WATCHED_IDLE_REFRESH_MS : IDLE_REFRESH_MS, wait.signal);
       this.stopping.signal.removeEventListener('abort', onStop);
       wake = null;
     }
