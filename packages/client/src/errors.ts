@@ -14,6 +14,8 @@ export const ClientErrorCodes = {
   POOL_CLOSED: 'PRIMACY_E_POOL_CLOSED',
   WATCH_CLOSED: 'PRIMACY_E_WATCH_CLOSED',
   ETCD_UNREACHABLE: 'PRIMACY_E_ETCD_UNREACHABLE',
+  /** TLS or auth: etcd's certificate cannot be verified, or etcd refused the client's certificate, user or password. */
+  ETCD_AUTH_FAILED: 'PRIMACY_E_ETCD_AUTH_FAILED',
   REGISTRATION_FAILED: 'PRIMACY_E_REGISTRATION_FAILED',
 } as const;
 

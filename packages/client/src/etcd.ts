@@ -4,6 +4,7 @@
  * the two in step), plus a capped watch backoff, which only a watcher needs.
  */
 import { Etcd3, type IOptions, type Watcher } from 'etcd3';
+import type { EtcdConnection } from './etcd-access.js';
 
 type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
 type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
@@ -62,9 +63,15 @@ export interface EtcdHandle {
   readonly owned: boolean;
 }
 
-export function etcdHandle(etcd: readonly string[] | Etcd3, callTimeoutMs: number): EtcdHandle {
+/** The one place the library makes an etcd client: the resilient options, plus the connection's TLS and user. */
+export function etcdHandle(etcd: EtcdConnection | Etcd3, callTimeoutMs: number): EtcdHandle {
   if (etcd instanceof Etcd3) return { client: etcd, owned: false };
-  return { client: new Etcd3(resilientEtcdOptions(etcd, callTimeoutMs)), owned: true };
+  const options: IOptions = {
+    ...resilientEtcdOptions(etcd.endpoints, callTimeoutMs),
+    ...(etcd.credentials ? { credentials: etcd.credentials } : {}),
+    ...(etcd.auth ? { auth: { username: etcd.auth.username, password: etcd.auth.password } } : {}),
+  };
+  return { client: new Etcd3(options), owned: true };
 }
 
 /**

@@ -11,5 +11,6 @@ export { ClientError, ClientErrorCodes, OutcomeUnknownError, isClientError, type
 export { classifyStatementError, type StatementFailure } from './classify.js';
 export { applyPrimary, healthyReplicas, type PrimaryView, type Replica } from './topology.js';
 export { resilientEtcdOptions } from './etcd.js';
-export type { PoolOptions, RegistrationOptions, WatchOptions } from './options.js';
+export type { EtcdOption, PoolOptions, RegistrationOptions, WatchOptions } from './options.js';
+export type { EtcdConnectionOptions, EtcdTlsOptions, PemSource } from './etcd-access.js';
 export type { ClientRegistration, Primary } from '@primacy/common';

@@ -41,6 +41,25 @@ describe('options', () => {
     rejects(() => compileRegistrationOptions({ etcd: ['http://127.0.0.1:2379'], cluster: 'main', id: 'bad id' }), /id: expected a name/);
     rejects(() => compileWatchOptions({ etcd: ['not a url'], cluster: 'main' }), /etcd/);
   });
+
+  it('take etcd as endpoints with TLS and a user, and check the halves and the files up front', () => {
+    const endpoints = ['https://127.0.0.1:2379'];
+    const o = compileWatchOptions({ etcd: { endpoints, auth: { username: 'app', password: 'pw' } }, cluster: 'main' });
+    assert.deepEqual(o.etcd, { endpoints, credentials: null, auth: { username: 'app', password: 'pw' }, origins: { ca: null, cert: null } });
+    assert.deepEqual((compileWatchOptions({ etcd: endpoints, cluster: 'main' }).etcd as { auth: unknown }).auth, null);
+    const watch = (etcd: unknown) => () => compileWatchOptions({ etcd: etcd as never, cluster: 'main' });
+    rejects(watch({ endpoints, tls: { cert: '-----BEGIN CERTIFICATE-----' } }), /^invalid watchPrimary options: etcd\.tls\.key: required with tls\.cert/);
+    rejects(watch({ endpoints, tls: { key: Buffer.from('k') } }), /^invalid watchPrimary options: etcd\.tls\.cert: required with tls\.key/);
+    rejects(watch({ endpoints, auth: { username: 'app' } }), /^invalid watchPrimary options: etcd\.auth\.password: etcd user app needs a password$/);
+    rejects(watch({ endpoints, auth: { password: 'pw' } }), /^invalid watchPrimary options: etcd\.auth\.username: required/);
+    rejects(watch({ endpoints, tls: { ca: { file: 'no/such/ca.pem' } } }), /^invalid watchPrimary options: etcd\.tls\.ca: cannot read file no\/such\/ca\.pem: no such file$/);
+    rejects(watch({ endpoints, tls: { ca: 'ca.pem' } }), /etcd\.tls\.ca: not a PEM certificate; to read a file, give \{ file: "ca\.pem" \}$/);
+    rejects(watch({ endpoints, tls: { ca: 7 } }), /etcd\.tls\.ca: expected PEM text \(a string or a Buffer\) or \{ file: PATH \}/);
+    rejects(watch({ endpoints: ['http://127.0.0.1:2379'], tls: {} }), /etcd\.endpoints: http:\/\/127\.0\.0\.1:2379 is plain http but tls is given: use https:\/\//);
+    rejects(watch({ endpoints, tsl: {} }), /etcd: Unrecognized key: "tsl"/);
+    rejects(watch('http://127.0.0.1:2379'), /etcd: expected a list of etcd endpoint URLs, \{ endpoints, tls\?, auth\? \}, or an Etcd3 client/);
+    rejects(() => compileRegistrationOptions({ etcd: { endpoints, auth: { username: 'app', password: '' } }, cluster: 'main', id: 'a' }), /^invalid registerClient options: etcd\.auth\.password/);
+  });
 });
 
 describe('registrationFor', () => {

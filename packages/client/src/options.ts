@@ -8,12 +8,30 @@ import type { ConnectionOptions } from 'mysql2/promise';
 import { z } from 'zod';
 import { DEFAULT_ROOT, describeIssues, isValidName } from '@primacy/common';
 import { ClientError, ClientErrorCodes } from './errors.js';
+import { EtcdConnectionSchema, compileEtcdConnection, type EtcdConnection, type EtcdConnectionOptions } from './etcd-access.js';
 import type { PrimaryWatch } from './watch.js';
 
 const name = z.string().refine(isValidName, 'expected a name of letters, digits, ".", "_" or "-"');
 const ms = z.number().int().positive();
-const etcd = z.union([z.array(z.string().url()).min(1), z.instanceof(Etcd3)], {
-  error: 'expected a list of etcd endpoint URLs or an Etcd3 client',
+/** Endpoint URLs; endpoints with TLS or a user; or an Etcd3 client the library only borrows. */
+export type EtcdOption = readonly string[] | EtcdConnectionOptions | Etcd3;
+
+/** Each form is checked by its own schema, so that a wrong field inside the object form is named by its path. */
+const etcd = z.custom<EtcdOption>().transform((v, ctx) => {
+  if (v instanceof Etcd3) return v;
+  const form = Array.isArray(v) ? { endpoints: v } : typeof v === 'object' && v !== null ? v : null;
+  const parsed = form && EtcdConnectionSchema.safeParse(form);
+  if (parsed?.success) return parsed.data;
+  if (!parsed) {
+    ctx.addIssue({ code: 'custom', message: 'expected a list of etcd endpoint URLs, { endpoints, tls?, auth? }, or an Etcd3 client', input: v });
+  } else {
+    const arrayForm = Array.isArray(v);
+    for (const issue of parsed.error.issues) {
+      // The array form is { endpoints } inside: name the array, not a field the caller never wrote.
+      ctx.addIssue({ ...issue, code: 'custom', path: arrayForm ? issue.path.slice(1) : issue.path, input: v } as never);
+    }
+  }
+  return z.NEVER;
 });
 const watchInstance = z.custom<PrimaryWatch>(
   (v) => typeof v === 'object' && v !== null && typeof (v as { current?: unknown }).current === 'function' && typeof (v as { refresh?: unknown }).refresh === 'function',
@@ -21,7 +39,7 @@ const watchInstance = z.custom<PrimaryWatch>(
 );
 
 export const WatchOptionsSchema = z.strictObject({
-  /** Endpoints (the library makes and closes its own client), or a client it only borrows. */
+  /** Endpoints, or endpoints with TLS and a user (the library makes and closes its own client), or a client it only borrows. */
   etcd,
   cluster: name,
   root: z.string().startsWith('/').default(DEFAULT_ROOT),
@@ -29,7 +47,9 @@ export const WatchOptionsSchema = z.strictObject({
   etcdTimeoutMs: ms.default(2_000),
 });
 export type WatchOptions = z.input<typeof WatchOptionsSchema>;
-export type CompiledWatchOptions = Readonly<z.output<typeof WatchOptionsSchema>>;
+/** The etcd option once compiled: files read and checked. */
+export type CompiledEtcd = Etcd3 | EtcdConnection;
+export type CompiledWatchOptions = Readonly<Omit<z.output<typeof WatchOptionsSchema>, 'etcd'> & { etcd: CompiledEtcd }>;
 
 const RegisterSchema = z.strictObject({
   id: name,
@@ -47,7 +67,7 @@ export const RegistrationOptionsSchema = z.strictObject({
   ...RegisterSchema.shape,
 });
 export type RegistrationOptions = z.input<typeof RegistrationOptionsSchema>;
-export type CompiledRegistrationOptions = Readonly<z.output<typeof RegistrationOptionsSchema>>;
+export type CompiledRegistrationOptions = Readonly<Omit<z.output<typeof RegistrationOptionsSchema>, 'etcd'> & { etcd?: CompiledEtcd }>;
 
 export const PoolOptionsSchema = z.strictObject({
   etcd: etcd.optional(),
@@ -80,18 +100,22 @@ export const PoolOptionsSchema = z.strictObject({
 export type PoolOptions = Omit<z.input<typeof PoolOptionsSchema>, 'connection'> & {
   readonly connection: Omit<ConnectionOptions, 'host' | 'port' | 'socketPath'>;
 };
-export type CompiledPoolOptions = Readonly<Omit<z.output<typeof PoolOptionsSchema>, 'connection'>> & {
+export type CompiledPoolOptions = Readonly<Omit<z.output<typeof PoolOptionsSchema>, 'connection' | 'etcd'>> & {
+  readonly etcd?: CompiledEtcd;
   readonly connection: Readonly<Omit<ConnectionOptions, 'host' | 'port' | 'socketPath'>>;
 };
 
 function compile<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const parsed = schema.safeParse(input);
   if (!parsed.success) throw new ClientError(ClientErrorCodes.OPTIONS_INVALID, `invalid ${what} options: ${describeIssues(parsed.error.issues)}`);
-  return Object.freeze(parsed.data) as z.output<S>;
+  const o = parsed.data as { etcd?: unknown };
+  // Read the TLS files once the shape is right, so that an unreadable one keeps its cause.
+  if (o.etcd !== undefined && !(o.etcd instanceof Etcd3)) o.etcd = compileEtcdConnection(o.etcd as z.output<typeof EtcdConnectionSchema>, what);
+  return Object.freeze(o) as z.output<S>;
 }
 
 export function compileWatchOptions(input: WatchOptions): CompiledWatchOptions {
-  return compile(WatchOptionsSchema, input, 'watchPrimary');
+  return compile(WatchOptionsSchema, input, 'watchPrimary') as CompiledWatchOptions;
 }
 
 /** Either a watch to follow, or etcd and cluster to make one. */
@@ -102,7 +126,7 @@ function needsWatchOrEtcd(o: { watch?: unknown; etcd?: unknown; cluster?: unknow
 }
 
 export function compileRegistrationOptions(input: RegistrationOptions): CompiledRegistrationOptions {
-  const o = compile(RegistrationOptionsSchema, input, 'registerClient');
+  const o = compile(RegistrationOptionsSchema, input, 'registerClient') as CompiledRegistrationOptions;
   needsWatchOrEtcd(o, 'registerClient');
   return o;
 }

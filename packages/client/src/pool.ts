@@ -402,7 +402,7 @@ export class PrimaryPool extends EventEmitter<PoolEvents> implements Queryable, 
       (p === null
         ? this.watch.isReady
           ? 'etcd names no primary'
-          : 'etcd has not answered yet'
+          : `etcd has not answered yet${this.watch.lastEtcdError ? ` (${this.watch.lastEtcdError.toLine()})` : ''}`
         : p.state !== 'ready'
           ? `${p.node} (epoch ${p.epoch}) is ${p.state}`
           : lastError !== null

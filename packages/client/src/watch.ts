@@ -12,6 +12,7 @@ import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import { MemberStateSchema, PrimarySchema, clusterKeys, decodeValue, keyName, type ClusterKeys, type EtcdValueError, type MemberState, type Primary } from '@primacy/common';
 import { ClientError, ClientErrorCodes, oneLine } from './errors.js';
 import { cancelWatcher, etcdHandle, type EtcdHandle } from './etcd.js';
+import { etcdAccessError, type EtcdConnection } from './etcd-access.js';
 import { compileWatchOptions, type CompiledWatchOptions, type WatchOptions } from './options.js';
 import { EMPTY_VIEW, applyPrimary, healthyReplicas, sameReplicas, type PrimaryView, type Replica } from './topology.js';
 
@@ -41,6 +42,9 @@ export class PrimaryWatch extends EventEmitter<PrimaryWatchEvents> implements As
   readonly keys: ClusterKeys;
   readonly #options: CompiledWatchOptions;
   readonly #etcd: EtcdHandle;
+  /** The connection the watch made its client from; null for a borrowed client. */
+  readonly #connection: EtcdConnection | null;
+  #lastEtcdError: ClientError | null = null;
   #view: PrimaryView = EMPTY_VIEW;
   readonly #members = new Map<string, MemberEntry>();
   #replicas: readonly Replica[] = [];
@@ -63,6 +67,7 @@ export class PrimaryWatch extends EventEmitter<PrimaryWatchEvents> implements As
     this.cluster = options.cluster;
     this.keys = clusterKeys(options.cluster, options.root);
     this.#etcd = etcdHandle(options.etcd, options.etcdTimeoutMs);
+    this.#connection = this.#etcd.owned ? (options.etcd as EtcdConnection) : null;
     this.#loop = this.#run();
   }
 
@@ -91,6 +96,11 @@ export class PrimaryWatch extends EventEmitter<PrimaryWatchEvents> implements As
     return this.#streamMember;
   }
 
+  /** Why the last read of etcd failed; null once a read succeeds. */
+  get lastEtcdError(): ClientError | null {
+    return this.#lastEtcdError;
+  }
+
   get isReady(): boolean {
     return this.#ready;
   }
@@ -99,18 +109,26 @@ export class PrimaryWatch extends EventEmitter<PrimaryWatchEvents> implements As
     return this.#closed;
   }
 
-  /** Resolves once the first read has succeeded; rejects after `timeoutMs` (the watch keeps trying). */
+  /**
+   * Resolves once the first read has succeeded; rejects after `timeoutMs`, or as soon as etcd refuses
+   * the client's TLS or user (PRIMACY_E_ETCD_AUTH_FAILED). The watch keeps trying either way.
+   */
   async ready(timeoutMs = 10_000): Promise<this> {
     if (this.#ready) return this;
     if (this.#closed) throw new ClientError(ClientErrorCodes.WATCH_CLOSED, 'the watch is closed');
-    await this.#waitOn(this.#readyWaiters, Date.now() + timeoutMs);
-    if (!this.#ready) {
-      throw new ClientError(
-        this.#closed ? ClientErrorCodes.WATCH_CLOSED : ClientErrorCodes.ETCD_UNREACHABLE,
-        this.#closed ? 'the watch was closed before etcd answered' : `etcd did not answer within ${timeoutMs} ms; check the endpoints (the watch keeps trying)`,
-      );
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#ready && !this.#closed && this.#lastEtcdError?.code !== ClientErrorCodes.ETCD_AUTH_FAILED) {
+      if (!(await this.#waitOn(this.#readyWaiters, deadline))) break;
     }
-    return this;
+    if (this.#ready) return this;
+    if (this.#closed) throw new ClientError(ClientErrorCodes.WATCH_CLOSED, 'the watch was closed before etcd answered');
+    const last = this.#lastEtcdError;
+    if (last?.code === ClientErrorCodes.ETCD_AUTH_FAILED) throw new ClientError(last.code, `${last.message} (the watch keeps trying)`, { cause: last.cause });
+    throw new ClientError(
+      ClientErrorCodes.ETCD_UNREACHABLE,
+      `etcd did not answer within ${timeoutMs} ms; check the endpoints (the watch keeps trying)${last ? `: ${last.message}` : ''}`,
+      { cause: last ?? undefined },
+    );
   }
 
   /**
@@ -203,7 +221,13 @@ export class PrimaryWatch extends EventEmitter<PrimaryWatchEvents> implements As
         await this.#follow(revision);
       } catch (err) {
         if (this.#closed) return;
-        this.#warn(ClientErrorCodes.ETCD_UNREACHABLE, `reading the cluster from etcd failed, retrying in ${retryMs} ms: ${oneLine(err)}`, err);
+        const refused = etcdAccessError(this.#connection, err);
+        this.#lastEtcdError = refused ?? new ClientError(ClientErrorCodes.ETCD_UNREACHABLE, `reading the cluster from etcd failed: ${oneLine(err)}`, { cause: err });
+        if (refused) {
+          for (const w of [...this.#readyWaiters]) w();
+          this.#readyWaiters.clear();
+        }
+        this.#warn(this.#lastEtcdError.code, `${this.#lastEtcdError.message}; retrying in ${retryMs} ms`, err);
         await sleep(retryMs, this.#closing.signal);
         retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
       }
@@ -215,6 +239,7 @@ export class PrimaryWatch extends EventEmitter<PrimaryWatchEvents> implements As
     const client = this.#etcd.client;
     const [p, m] = await Promise.all([client.get(this.keys.primary).exec(), client.getAll().prefix(this.keys.membersPrefix).exec()]);
     if (this.#closed) return 0;
+    this.#lastEtcdError = null;
     const primaryRevision = Number(p.header.revision);
     const membersRevision = Number(m.header.revision);
     const kv = p.kvs[0];
