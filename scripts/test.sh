@@ -7,4 +7,4 @@ bash scripts/setup.sh
 export PATH="$HOME/.local/bin:$PATH"
 pnpm exec tsc -b
 mapfile -t files < <(find packages test -name '*.test.ts' -not -path '*/node_modules/*' -not -path '*/dist/*' | sort)
-exec node --conditions=@primacy/source --import tsx --test --test-concurrency=1 --test-force-exit --test-timeout=300000 "$@" "${files[@]}"
+exec node --conditions=@primacy/source --import tsx --import ./test/support/blocking-stdio.mjs --test --test-concurrency=1 --test-force-exit --test-timeout=300000 "$@" "${files[@]}"
