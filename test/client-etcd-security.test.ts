@@ -11,6 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PrimarySchema, clusterKeys, type Primary } from '@primacy/common';
 import { ClientError, createPool, registerClient, watchPrimary, type PrimaryWatch } from '@primacy/client';
+import { rejectsOptions } from '../packages/client/src/testing/options.js';
 import { makeTestCertificates, startEtcd, type ClientTlsFiles, type EtcdCluster } from './harness/etcd.js';
 import { cleanupAll, harnessDir, waitFor } from './harness/index.js';
 
@@ -71,15 +72,7 @@ async function failsFast(watch: PrimaryWatch, code: string, pattern: RegExp): Pr
   }
 }
 
-function invalid(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ClientError, String(err));
-    assert.equal(err.code, 'PRIMACY_E_OPTIONS_INVALID');
-    assert.match(err.message, pattern);
-    assert.ok(!err.message.includes('\n'), 'one line');
-    return true;
-  });
-}
+const invalid = rejectsOptions;
 
 describe('client against an etcd that requires TLS and client certificates', () => {
   test('watchPrimary with the files, a pool with PEM text and a registration with Buffers all follow the primary', async () => {

@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
-import { describeError, type AgentConfig, type MemberState, type OperatorRequest, type Primary } from '@primacy/common';
+import { describeError, gtidContains, parseGtid, type AgentConfig, type MemberState, type OpRecord, type OperatorRequest, type Primary } from '@primacy/common';
 import { systemClock, sleep, type Clock } from './clock.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { connectEtcd } from './etcd/connect.js';
@@ -20,7 +20,6 @@ import { buildMember, materiallyChanged, publishedApiUrl, type Role } from './me
 import { connectNode } from './node/index.js';
 import type { NodeDriver, Observation } from './node/driver.js';
 import { planNodeAction, revokedFor, type NodeAction, type NodePlanInput } from './plan.js';
-import { gtidContains, parseGtid } from '@primacy/common';
 import { newCounters, type AgentView, type Counters } from './view.js';
 
 /** How long a stopping primary's agent waits for its switchover (systemd gives it 15 s in deploy/). */
@@ -328,8 +327,7 @@ export class Agent {
       now,
     });
     const due = now - this.memberWrittenAt >= this.config.timings.publishRefreshMs;
-    const op = this.snapshot?.pendingOp;
-    const switching = op?.kind === 'switchover' && op.outcome === 'running';
+    const switching = runningSwitchover(this.snapshot) !== null;
     if (!this.publishNow && !due && !materiallyChanged(this.member, next, this.config.timings.maxLagMs, switching)) return;
     try {
       await withTimeout(lease.put(this.store.keys.member(this.config.node)).value(JSON.stringify(next)).exec(), this.config.etcd.dialTimeoutMs);
@@ -359,16 +357,15 @@ export class Agent {
       diverged: this.errant !== null,
       failover,
       // No visible switchover record (say, a coordinator changing hands) must not keep a switching primary writable.
-      demoteAllowed: !(op && op.kind === 'switchover' && op.outcome === 'running') || op.steps.some((s) => s.name === 'clients paused'),
+      demoteAllowed: runningSwitchover(this.snapshot)?.steps.some((s) => s.name === 'clients paused') ?? true,
       switchoverTo: this.switchoverTarget(),
     };
   }
 
   /** The target of the switchover under way, with where to reach its server; null when none runs. */
   private switchoverTarget(): NodePlanInput['switchoverTo'] {
-    const op = this.snapshot?.pendingOp;
-    if (op?.kind !== 'switchover' || op.outcome !== 'running' || op.to === null) return null;
-    const m = this.snapshot?.members.get(op.to);
+    const op = runningSwitchover(this.snapshot);
+    const m = op?.to ? this.snapshot?.members.get(op.to) : undefined;
     return m ? { node: m.node, host: m.host, port: m.port } : null;
   }
 
@@ -491,8 +488,8 @@ export class Agent {
 
   /** As the target of a running switchover: the old primary's final position, once it reports itself demoted. */
   private demotedBefore(snap: ClusterSnapshot | null): string | null {
-    const op = snap?.pendingOp;
-    if (op?.kind !== 'switchover' || op.outcome !== 'running' || op.to !== this.config.node || op.from === null) return null;
+    const op = runningSwitchover(snap);
+    if (op?.to !== this.config.node || op.from === null) return null;
     const old = snap?.members.get(op.from);
     return old?.fenced && old.server?.readOnly ? old.server.gtid.executed : null;
   }
@@ -510,7 +507,7 @@ export class Agent {
 
   /** Throws unless etcd, read now, still names this node the primary of `epoch` and no failover away from it has started. */
   private async promotionStillOurs(epoch: number): Promise<void> {
-    const [{ primary }, next] = await Promise.all([this.store.readPrimary(), this.store.readOp(epoch + 1)]);
+    const { primary, next } = await this.store.readPromotion(epoch);
     if (primary?.node !== this.config.node || primary.epoch !== epoch || primary.state === 'switching') throw new Error(`no longer the primary to promote (etcd names ${primary?.node ?? 'none'}, epoch ${primary?.epoch ?? 0})`);
     // A promotion that took too long is failed over by the coordinator; once that has started, stop.
     if (next?.kind === 'failover' && next.outcome === 'running' && next.from === this.config.node) throw new Error(`the coordinator is failing over away from this node (epoch ${next.epoch}): ${next.reason}`);
@@ -601,4 +598,10 @@ export class Agent {
     // A lapsed lease coordinates nothing, though its election key may still stand.
     await this.coordinator.tick(snap, this.keeper.isLive() ? this.campaigner : null);
   }
+}
+
+/** The switchover under way in `snap`, if any. */
+function runningSwitchover(snap: ClusterSnapshot | null): OpRecord | null {
+  const op = snap?.pendingOp;
+  return op?.kind === 'switchover' && op.outcome === 'running' ? op : null;
 }

@@ -1,18 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ClientError } from './errors.js';
 import { compilePoolOptions, compileRegistrationOptions, compileWatchOptions, type PoolOptions } from './options.js';
 import { registrationFor } from './registration.js';
+import { rejectsOptions } from './testing/options.js';
 
-function rejects(fn: () => unknown, pattern: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ClientError, String(err));
-    assert.equal(err.code, 'PRIMACY_E_OPTIONS_INVALID');
-    assert.match(err.message, pattern);
-    assert.ok(!err.message.includes('\n'), 'one line');
-    return true;
-  });
-}
+const rejects = rejectsOptions;
 
 describe('options', () => {
   it('fill every default and are frozen', () => {

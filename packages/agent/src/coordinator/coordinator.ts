@@ -369,7 +369,7 @@ export class Coordinator {
   private async record(token: Campaigner, op: OpRecord): Promise<void> {
     const value = { ...op, coordinator: { node: this.d.config.node, revision: token.createRevision } };
     await this.d.store
-      .recordFenced(token, this.d.store.keys.op(op.epoch), value, this.remembered(value))
+      .recordFenced(token, [{ key: this.d.store.keys.op(op.epoch), value }, ...this.remembered(value)])
       .catch((err: unknown) => this.d.log.warn({ err: describeError(err) }, 'could not record the operation'));
   }
 

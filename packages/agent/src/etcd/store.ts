@@ -157,10 +157,15 @@ export class ClusterStore {
     };
   }
 
-  /** ops/<epoch>; null when absent or unreadable. */
-  async readOp(epoch: number): Promise<OpRecord | null> {
-    const r = decodeValue(OpRecordSchema, this.keys.op(epoch), await this.client.get(this.keys.op(epoch)).string());
-    return r?.ok ? r.value : null;
+  /**
+   * What a candidate checks before it turns writable: the primary key and ops/<epoch + 1>, in one
+   * read at one revision. An unreadable value reads as absent.
+   */
+  async readPromotion(epoch: number): Promise<{ primary: Primary | null; next: OpRecord | null }> {
+    const [primaryKvs, nextKvs] = await this.#readAll([this.client.get(this.keys.primary), this.client.get(this.keys.op(epoch + 1))]);
+    const primary = decodeValue(PrimarySchema, this.keys.primary, valueOf(primaryKvs));
+    const next = decodeValue(OpRecordSchema, this.keys.op(epoch + 1), valueOf(nextKvs));
+    return { primary: primary?.ok ? primary.value : null, next: next?.ok ? next.value : null };
   }
 
   async readPrimary(): Promise<{ primary: Primary | null; invalid: EtcdValueError | null }> {
@@ -194,10 +199,10 @@ export class ClusterStore {
   }
 
   /** Writes an op record or history entry, still fenced by the election key but not by the primary key. */
-  async recordFenced(token: Campaigner, key: string, value: unknown, more: ReadonlyArray<{ key: string; value: unknown }> = []): Promise<boolean> {
+  async recordFenced(token: Campaigner, puts: ReadonlyArray<{ key: string; value: unknown }>): Promise<boolean> {
     const res = await this.client
       .if(token.key, 'Create', '==', token.createRevision)
-      .then(this.client.put(key).value(encodeValue(value)), ...more.map((p) => this.client.put(p.key).value(encodeValue(p.value))))
+      .then(...puts.map((p) => this.client.put(p.key).value(encodeValue(p.value))))
       .commit();
     return res.succeeded;
   }
