@@ -441,6 +441,8 @@ function replicaMember(cluster: string, s: MariaDbServer, source: MariaDbServer,
     probeMs: 1,
     role: 'replica',
     fenced: false,
+    fencedFor: null,
+    serverGone: null,
     errant: null,
     revokedEpoch: null,
     priority: 0,
@@ -457,7 +459,7 @@ function replicaMember(cluster: string, s: MariaDbServer, source: MariaDbServer,
       replication: { sourceHost: source.host, sourcePort: source.port, ioState: 'running', sqlRunning: true, lastIoError: '', lastSqlError: '', autoPosition: true, secondsBehind: 0 },
       lagMs,
       heartbeatEpoch: 1,
-      semiSync: { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: false, replicaActive: false },
+      semiSync: { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: false, replicaActive: false, sourceTimeoutMs: null, sourceWaitNoReplica: null },
       connections: 1,
       maxConnections: 100,
     },
@@ -540,7 +542,7 @@ async function memberId(name: string): Promise<string> {
  */
 async function switchover(c: TestCluster, old: Primary, to: string): Promise<Primary> {
   for (let attempt = 1; ; attempt++) {
-    const request: OperatorRequest = { kind: 'switchover', to, force: false, requestedAt: Date.now(), by: 'client-test' };
+    const request: OperatorRequest = { kind: 'switchover', to, force: false, unfenced: false, requestedAt: Date.now(), by: 'client-test' };
     await c.etcd.put(c.keys.request(`${Date.now()}-client`)).value(JSON.stringify(request));
     const outcome = await waitFor('the switchover to end', async () => {
       const p = await c.primary();

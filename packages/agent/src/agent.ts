@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
-import { describeError, gtidContains, parseGtid, type AgentConfig, type MemberState, type OpRecord, type OperatorRequest, type Primary } from '@primacy/common';
+import { describeError, gtidContains, parseGtid, type AgentConfig, type Durability, type MemberState, type OpRecord, type OperatorRequest, type Primary } from '@primacy/common';
 import { systemClock, sleep, type Clock } from './clock.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { connectEtcd } from './etcd/connect.js';
@@ -19,11 +19,18 @@ import { createLogger, type Logger } from './log.js';
 import { buildMember, materiallyChanged, publishedApiUrl, type Role } from './member.js';
 import { connectNode } from './node/index.js';
 import type { NodeDriver, Observation } from './node/driver.js';
-import { planNodeAction, revokedFor, type NodeAction, type NodePlanInput } from './plan.js';
+import { planNodeAction, revokedFor, sourceTimeoutFor, type NodeAction, type NodePlanInput } from './plan.js';
+import { goneReason } from './node/gone.js';
 import { newCounters, type AgentView, type Counters } from './view.js';
 
 /** How long a stopping primary's agent waits for its switchover (systemd gives it 15 s in deploy/). */
 const HANDOVER_MS = 10_000;
+
+/** How long a stopping agent keeps trying to fence a node that may take writes. */
+const STOP_FENCE_MS = 3000;
+
+/** A failed semi-sync reconcile is tried again after this long. */
+const SEMI_SYNC_RETRY_MS = 30_000;
 
 /** The probe interval while an operation is under way. */
 const OPERATION_PROBE_MS = 50;
@@ -82,7 +89,18 @@ export class Agent {
   private campaigner: Campaigner | null = null;
   private coordinatorNode: string | null = null;
   private etcdState = { reachable: false, lastError: null as string | null };
+  /** The node was fenced and read back read-only by this agent (cleared when it is made writable or replicates). */
   private fenced = false;
+  /** The failover (by epoch) for which that fence was done. */
+  private fencedFor: number | null = null;
+  /** Why the server is provably gone (not merely silent); null while it answers or proves nothing. */
+  private serverGone: string | null = null;
+  /** The last state the server answered with: one last seen writable may still be, while it does not answer. */
+  private lastAnswered: Observation['state'] = null;
+  /** A semi-sync reconcile that failed, and when: it is not retried in a loop. */
+  private semiSyncFailed: { reason: string; at: number } | null = null;
+  /** The last fence failure, logged once until it changes or a fence succeeds. */
+  private lastFenceError: string | null = null;
   private errant: string | null = null;
   private lastHeartbeatAt = 0;
   private publishNow = true;
@@ -171,10 +189,11 @@ export class Agent {
     const isPrimary = this.primary?.node === this.config.node && this.observation?.state?.readOnly === false;
     if (isPrimary && this.keeper.isLive()) await this.handOver();
     this.stopping.abort();
-    if (this.observation?.state && !this.observation.state.readOnly && this.primary?.node === this.config.node) {
-      await this.fence('the agent is stopping and could not hand over; the cluster fails over').catch((err: unknown) =>
-        this.log.error({ err: describeError(err) }, 'could not fence the node while stopping'),
-      );
+    // Fence whatever may take writes: the primary (whether or not its server answers now) and any node
+    // last seen writable. A server that does not answer is tried until STOP_FENCE_MS; if that fails,
+    // the agent leaves anyway, and the cluster waits for another proof before it promotes anyone.
+    if (this.primary?.node === this.config.node || this.lastAnswered?.readOnly === false) {
+      await this.fenceUntil('the agent is stopping and could not hand over; the cluster fails over', this.clock.now() + STOP_FENCE_MS);
     }
     this.coordinator.stepDown('the agent is stopping');
     await this.keeper.stop({ revoke: true });
@@ -193,7 +212,7 @@ export class Agent {
     const deadline = this.clock.now() + HANDOVER_MS;
     this.log.warn({ request: id }, 'stopping: handing over through a planned switchover');
     try {
-      const request: OperatorRequest = { kind: 'switchover', to: null, force: false, requestedAt: this.clock.now(), by: `agent ${this.config.node} (stopping)` };
+      const request: OperatorRequest = { kind: 'switchover', to: null, force: false, unfenced: false, requestedAt: this.clock.now(), by: `agent ${this.config.node} (stopping)` };
       await this.etcd.put(key).value(JSON.stringify(request));
       while (this.clock.now() < deadline) {
         await sleep(100);
@@ -281,10 +300,18 @@ export class Agent {
     } else this.downProbes = 0;
     const prev = this.observation;
     if (prev?.health !== o.health) this.log[o.health === 'up' ? 'info' : 'warn']({ health: o.health, err: o.error }, `server is ${o.health}`);
+    if (o.health === 'up') this.lastAnswered = o.state;
+    // A node seen writable is not fenced, whatever was done to it before.
+    if (o.state?.readOnly === false) {
+      this.fenced = false;
+      this.fencedFor = null;
+    }
     // A server seen down for fewer probes than configured keeps its last state: one slow probe is not a
-    // failure. A refused connection is: nothing listens on the port, so mysqld is gone.
-    const gone = o.health === 'down' && /ECONNREFUSED/.test(o.error ?? '');
-    if (o.health === 'down' && !gone && this.downProbes < this.config.timings.downAfterProbes && prev) return;
+    // failure. A provably gone one is (a refused connection on this host, an exited process).
+    const gone = o.health === 'down' ? goneReason(o.error, this.config.mysql) : null;
+    if (gone !== this.serverGone) this.log[gone ? 'warn' : 'info']({ gone }, gone ? `server is gone: ${gone}` : 'server no longer provably gone');
+    this.serverGone = gone;
+    if (o.health === 'down' && gone === null && this.downProbes < this.config.timings.downAfterProbes && prev) return;
     this.observation = o;
   }
 
@@ -307,9 +334,8 @@ export class Agent {
     const now = this.clock.now();
     const input = this.planInput(this.primary);
     this.revokedEpoch = revokedFor(input) ?? this.revokedEpoch;
-    const f = input.failover;
-    // A failed-over primary whose server is down or read-only cannot take writes: it reports itself fenced.
-    const fenced = this.fenced || (f !== null && f.from === this.config.node && (input.server === null || input.server.readOnly));
+    // Only a fence this agent read back counts, and only while no probe has seen the node writable since.
+    const fenced = this.fenced && input.server?.readOnly !== false;
     const next = buildMember({
       cluster: this.config.cluster,
       node: this.config.node,
@@ -320,6 +346,8 @@ export class Agent {
       downProbes: this.downProbes,
       role: this.role(),
       fenced,
+      fencedFor: fenced ? this.fencedFor : null,
+      serverGone: this.serverGone,
       errant: this.errant,
       revokedEpoch: this.revokedEpoch,
       priority: this.config.promotion.priority,
@@ -327,7 +355,8 @@ export class Agent {
       now,
     });
     const due = now - this.memberWrittenAt >= this.config.timings.publishRefreshMs;
-    const switching = runningSwitchover(this.snapshot) !== null;
+    // While an operation runs, the coordinator waits on positions: the candidate's, the replicas' receipt of the fenced primary's last one.
+    const switching = this.snapshot?.pendingOp?.outcome === 'running';
     if (!this.publishNow && !due && !materiallyChanged(this.member, next, this.config.timings.maxLagMs, switching)) return;
     try {
       await withTimeout(lease.put(this.store.keys.member(this.config.node)).value(JSON.stringify(next)).exec(), this.config.etcd.dialTimeoutMs);
@@ -346,12 +375,15 @@ export class Agent {
     const op = this.snapshot?.pendingOp;
     const failover =
       op && primary && op.kind === 'failover' && op.outcome === 'running' && op.from === primary.node && op.epoch === primary.epoch + 1
-        ? { epoch: op.epoch, from: op.from, revoke: op.steps.some((s) => s.name === 'fenced') }
+        ? { epoch: op.epoch, from: op.from, revoke: op.steps.some((s) => s.name === 'revoke') }
         : null;
     return {
       self: this.config.node,
       leaseLive: this.keeper.isLive(),
       server: o?.health === 'up' ? o.state : null,
+      mayBeWritable: o?.health !== 'up' && this.serverGone === null && this.lastAnswered?.readOnly === false,
+      fencedFor: this.fenced ? this.fencedFor : null,
+      durability: this.durability(),
       primary,
       primaryMember: this.primaryMember,
       diverged: this.errant !== null,
@@ -360,6 +392,12 @@ export class Agent {
       demoteAllowed: runningSwitchover(this.snapshot)?.steps.some((s) => s.name === 'clients paused') ?? true,
       switchoverTo: this.switchoverTarget(),
     };
+  }
+
+  /** The cluster's durability: the etcd config's, else this agent's own `replication.semiSync`. */
+  private durability(): { mode: Durability; timeoutMs: number } {
+    const mode = this.snapshot?.config.durability ?? (this.config.replication.semiSync ? 'semi-sync' : 'async');
+    return { mode, timeoutMs: this.config.replication.semiSyncTimeoutMs };
   }
 
   /** The target of the switchover under way, with where to reach its server; null when none runs. */
@@ -383,14 +421,23 @@ export class Agent {
     }
     const action = planNodeAction(this.planInput(this.primary));
     if (action.kind === 'none') return false;
+    const failed = this.semiSyncFailed;
+    if (action.kind === 'semi-sync' && failed?.reason === action.reason && this.clock.now() - failed.at < SEMI_SYNC_RETRY_MS) return false;
     const log = this.log;
-    log.info({ action: action.kind, reason: action.reason }, `node action: ${action.kind}`);
+    // A fence of a server that does not answer is retried on every loop: say so once, not every time.
+    const quiet = action.kind === 'fence' && this.observation?.health !== 'up' && this.lastFenceError !== null;
+    if (!quiet) log.info({ action: action.kind, reason: action.reason }, `node action: ${action.kind}`);
     try {
       await this.carryOut(action);
       this.publishNow = true;
       return true;
     } catch (err) {
-      log.error({ action: action.kind, err: describeError(err) }, `node action ${action.kind} failed`);
+      const line = describeError(err);
+      if (action.kind === 'semi-sync') this.semiSyncFailed = { reason: action.reason, at: this.clock.now() };
+      if (action.kind === 'fence') {
+        if (line !== this.lastFenceError) log.error({ action: action.kind, err: line }, 'node action fence failed; trying again on every loop until read_only reads back ON');
+        this.lastFenceError = line;
+      } else log.error({ action: action.kind, err: line }, `node action ${action.kind} failed`);
       return false;
     }
   }
@@ -400,22 +447,33 @@ export class Agent {
       case 'none':
         return;
       case 'fence':
-        return this.fence(action.reason);
+        return this.fence(action.reason, action.forEpoch ?? null);
       case 'revoke':
         return this.driver.stopReplicaIo();
       case 'demote': {
         const { killed } = await demoteNode(this.driver, this.config.timings.drainMs);
         this.fenced = true;
+        this.fencedFor = null;
         this.log.warn({ reason: action.reason, killed }, 'node demoted: read-only, drained, client sessions killed');
         return;
       }
       case 'diverged':
         this.errant = action.errant;
         return;
+      case 'semi-sync':
+        if (action.source) await this.driver.setSemiSyncSource(true, action.timeoutMs);
+        else {
+          await this.driver.setSemiSyncSource(false, action.timeoutMs);
+          await this.driver.setSemiSyncReplica(action.replica);
+        }
+        this.semiSyncFailed = null;
+        this.log.info({ reason: action.reason }, 'semi-sync settings follow the cluster\'s durability');
+        return;
       case 'replicate':
         this.fenced = false;
+        this.fencedFor = null;
         await this.driver.setSemiSyncSource(false, this.config.replication.semiSyncTimeoutMs);
-        await this.driver.setSemiSyncReplica(this.config.replication.semiSync);
+        await this.driver.setSemiSyncReplica(this.durability().mode !== 'async');
         await this.driver.replicateFrom({ host: action.host, port: action.port, user: this.config.replication.user, password: this.config.secrets.replicationPassword });
         return;
       case 'promote':
@@ -458,13 +516,15 @@ export class Agent {
       await this.driver.resetReplication();
       step('resetReplication');
     }
-    if (this.config.replication.semiSync) await this.driver.setSemiSyncSource(true, this.config.replication.semiSyncTimeoutMs);
+    const durability = this.durability();
+    if (durability.mode !== 'async') await this.driver.setSemiSyncSource(true, sourceTimeoutFor(durability));
     step('semiSyncSource');
     await check;
     if (!this.keeper.isLive()) throw new Error('lease lost during promotion');
     step('etcdCheck');
     await this.driver.setReadOnly(false);
     this.fenced = false;
+    this.fencedFor = null;
     this.errant = null;
     step('writable');
     await this.driver.writeHeartbeat(epoch, this.config.node);
@@ -513,18 +573,40 @@ export class Agent {
     if (next?.kind === 'failover' && next.outcome === 'running' && next.from === this.config.node) throw new Error(`the coordinator is failing over away from this node (epoch ${next.epoch}): ${next.reason}`);
   }
 
-  private async fence(reason: string): Promise<void> {
-    const { killed } = await fenceNode(this.driver);
+  /**
+   * Fences the node and reads read_only back. A server that does not answer gets one attempt: the
+   * loop tries again, and keeps probing and publishing in between.
+   */
+  private async fence(reason: string, forEpoch: number | null = null): Promise<void> {
+    const { killed, gtid } = await fenceNode(this.driver, this.observation?.health === 'up' ? 3 : 1);
     this.fenced = true;
+    this.fencedFor = forEpoch;
+    this.lastFenceError = null;
     this.counters.fencings += 1;
     this.publishNow = true;
-    this.log.warn({ reason, killed }, 'node fenced: read-only, client sessions killed');
+    this.log.warn({ reason, killed, gtid, forEpoch }, 'node fenced: client sessions killed, read_only set and read back');
+  }
+
+  /** Tries to fence until it succeeds or `deadline` passes; failures are logged, never thrown. */
+  private async fenceUntil(reason: string, deadline: number): Promise<boolean> {
+    for (;;) {
+      try {
+        await this.fence(reason, this.fencedFor);
+        return true;
+      } catch (err) {
+        if (this.clock.now() >= deadline) {
+          this.log.error({ err: describeError(err) }, 'could not fence the node; no promotion happens without another proof');
+          return false;
+        }
+        await sleep(100);
+      }
+    }
   }
 
   private async selfFence(reason: string): Promise<void> {
     // A node last seen read-only needs nothing (a replica's read sessions are left alone); any other, or one not seen, is fenced.
     if (this.observation?.health === 'up' && this.observation.state?.readOnly) return;
-    await this.fence(reason).catch((err: unknown) => this.log.error({ err: describeError(err) }, 'self-fencing failed'));
+    await this.fence(reason).catch((err: unknown) => this.log.error({ err: describeError(err) }, 'self-fencing failed; the node loop tries again'));
   }
 
   private async heartbeat(): Promise<void> {

@@ -3,43 +3,67 @@
  * killed before read_only is set because SET GLOBAL read_only waits for commits in flight, and under
  * semi-sync a commit whose replicas were revoked waits for the whole semi-sync timeout. They are
  * killed again after, for any session that slipped in between (MariaDB's SUPER users ignore read_only).
+ * Then read_only is read back: a fence is done only when the server itself says so.
  * Each step is tried even when the one before failed: a session that could not be killed must not
  * keep the node from turning read-only.
  */
+import { ErrorCodes, PrimacyError } from '@primacy/common';
+import { classifyError } from './node/classify.js';
 import type { NodeDriver } from './node/driver.js';
 
-export async function fenceNode(driver: NodeDriver, attempts = 3): Promise<{ killed: number }> {
+export interface Fenced {
+  readonly killed: number;
+  /** The node's executed GTID position, read back with read_only: everything it will ever have acknowledged. */
+  readonly gtid: string;
+}
+
+export async function fenceNode(driver: NodeDriver, attempts = 3): Promise<Fenced> {
   let killed = 0;
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {
     let failed = false;
+    let unreachable = false;
     const attempt = async (step: () => Promise<number | void>): Promise<void> => {
+      // A server that does not answer one step will not answer the next: each would wait out its timeout.
+      if (unreachable) return;
       try {
         const n = await step();
         if (typeof n === 'number') killed += n;
       } catch (err) {
         failed = true;
         lastError = err;
+        unreachable = classifyError(err).health === 'down';
       }
     };
     await attempt(() => driver.killClientSessions());
     await attempt(() => driver.setReadOnly(true));
     await attempt(() => driver.killClientSessions());
-    if (!failed) return { killed };
+    if (failed) continue;
+    try {
+      const state = await driver.readFenceState();
+      if (state.readOnly) return { killed, gtid: state.gtidExecuted };
+      lastError = new PrimacyError(ErrorCodes.NODE_STATEMENT, 'read_only reads OFF right after it was set: something turned it off again');
+    } catch (err) {
+      lastError = err;
+    }
   }
   throw lastError;
 }
 
 /**
  * A planned demotion: read_only first, which waits for commits in flight (the drain, bounded by
- * `drainMs`), then the sessions are killed. If the drain times out, fence at once: the sessions
- * still committing are killed, their transactions roll back, and their clients get an error.
+ * `drainMs`), then the sessions are killed and read_only read back. If the drain times out, fence at
+ * once: the sessions still committing are killed, their transactions roll back, and their clients
+ * get an error.
  */
-export async function demoteNode(driver: NodeDriver, drainMs: number): Promise<{ killed: number }> {
+export async function demoteNode(driver: NodeDriver, drainMs: number): Promise<Fenced> {
   try {
     await driver.setReadOnly(true, drainMs);
-    return { killed: await driver.killClientSessions() };
+    const killed = await driver.killClientSessions();
+    const state = await driver.readFenceState();
+    if (state.readOnly) return { killed, gtid: state.gtidExecuted };
   } catch {
-    return fenceNode(driver);
+    // fall through to the fence
   }
+  return fenceNode(driver);
 }

@@ -42,7 +42,7 @@ function nodeState(over: Partial<NodeState> = {}): NodeState {
     },
     lagMs: 120,
     heartbeatEpoch: 4,
-    semiSync: { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: false, replicaActive: false },
+    semiSync: { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: false, replicaActive: false, sourceTimeoutMs: null, sourceWaitNoReplica: null },
     connections: 3,
     maxConnections: 151,
     ...over,

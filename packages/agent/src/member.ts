@@ -21,6 +21,8 @@ export interface MemberInput {
   readonly downProbes: number;
   readonly role: Role;
   readonly fenced: boolean;
+  readonly fencedFor: number | null;
+  readonly serverGone: string | null;
   readonly errant: string | null;
   readonly revokedEpoch: number | null;
   readonly priority: number;
@@ -43,6 +45,8 @@ export function buildMember(i: MemberInput): MemberState {
     probeMs: i.observation?.probeMs ?? null,
     role: i.role,
     fenced: i.fenced,
+    fencedFor: i.fencedFor,
+    serverGone: i.serverGone,
     errant: i.errant,
     revokedEpoch: i.revokedEpoch,
     priority: i.priority,

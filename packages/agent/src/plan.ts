@@ -2,16 +2,18 @@
  * What an agent does to its own node, decided purely from what it observes and what etcd says.
  * The agent re-reads etcd linearizably before carrying out anything but `none` (invariant 6).
  */
-import { gtidContains, gtidMissing, mariaNotReceived, mariaStateMissing, mergeGtid, parseGtid, withoutOrigin, type MemberState, type NodeState, type Primary } from '@primacy/common';
+import { gtidContains, gtidMissing, mariaNotReceived, mariaStateMissing, mergeGtid, parseGtid, STRICT_SEMI_SYNC_TIMEOUT_MS, withoutOrigin, type Durability, type MemberState, type NodeState, type Primary } from '@primacy/common';
 
 export type NodeAction =
   | { readonly kind: 'none' }
-  | { readonly kind: 'fence'; readonly reason: string }
+  /** `forEpoch`: the failover this fence is the proof for, when one runs away from this node. */
+  | { readonly kind: 'fence'; readonly reason: string; readonly forEpoch?: number }
   | { readonly kind: 'revoke'; readonly epoch: number; readonly reason: string }
   | { readonly kind: 'demote'; readonly reason: string }
   | { readonly kind: 'promote'; readonly epoch: number; readonly reason: string }
   | { readonly kind: 'replicate'; readonly host: string; readonly port: number; readonly reason: string }
-  | { readonly kind: 'diverged'; readonly errant: string; readonly reason: string };
+  | { readonly kind: 'diverged'; readonly errant: string; readonly reason: string }
+  | { readonly kind: 'semi-sync'; readonly source: boolean; readonly timeoutMs: number; readonly replica: boolean; readonly reason: string };
 
 export interface NodePlanInput {
   readonly self: string;
@@ -19,6 +21,15 @@ export interface NodePlanInput {
   readonly leaseLive: boolean;
   /** The node's state from the last probe; null when the server is not `up`. */
   readonly server: NodeState | null;
+  /**
+   * The server does not answer, but was last seen writable: it may still take writes, so whenever it
+   * must be fenced the fence is tried again and again, until the server reads it back.
+   */
+  readonly mayBeWritable?: boolean;
+  /** The failover (by epoch) for which this agent fenced its node and read it back; null when none. */
+  readonly fencedFor?: number | null;
+  /** What the cluster promises about acknowledged writes, and the semi-sync timeout outside strict mode. */
+  readonly durability?: { readonly mode: Durability; readonly timeoutMs: number };
   readonly primary: Primary | null;
   /** The primary's member key, for its GTID position. */
   readonly primaryMember: MemberState | null;
@@ -36,24 +47,26 @@ const NONE: NodeAction = { kind: 'none' };
 
 export function planNodeAction(i: NodePlanInput): NodeAction {
   const s = i.server;
-  if (s === null) return NONE;
+  if (s === null) return i.mayBeWritable === true ? (mustFence(i) ?? NONE) : NONE;
   const writable = !s.readOnly;
-  if (!i.leaseLive) return writable ? { kind: 'fence', reason: 'the agent holds no live lease' } : NONE;
+  const fence = mustFence(i);
+  // A failover away from this node takes its fence as the proof, so even a read-only node is fenced
+  // for it (its sessions killed, read_only read back); any other fence is only for a writable node.
+  if (fence !== null && (writable || fence.forEpoch !== undefined)) return fence;
+  if (!i.leaseLive || i.primary === null) return NONE;
   const p = i.primary;
-  if (p === null) return writable ? { kind: 'fence', reason: 'etcd names no primary' } : NONE;
   const f = i.failover;
-  if (f && f.from === i.self) return writable ? { kind: 'fence', reason: `a failover away from this node (epoch ${f.epoch}) is under way` } : NONE;
+  if (f && f.from === i.self) return NONE;
 
   if (p.node === i.self) {
     if (p.state === 'switching') {
       return writable && i.demoteAllowed ? { kind: 'demote', reason: `a switchover away from this node (epoch ${p.epoch}) is under way` } : NONE;
     }
     const promoted = writable && s.heartbeatEpoch === p.epoch && s.replication === null;
-    if (promoted) return NONE;
-    return { kind: 'promote', epoch: p.epoch, reason: `etcd names this node primary of epoch ${p.epoch} (${p.state})` };
+    if (!promoted) return { kind: 'promote', epoch: p.epoch, reason: `etcd names this node primary of epoch ${p.epoch} (${p.state})` };
+    return p.state === 'ready' ? semiSyncDrift(s, i, true) : NONE;
   }
 
-  if (writable) return { kind: 'fence', reason: `${p.node} is the primary of epoch ${p.epoch}` };
   const r = s.replication;
   // While the primary is switching, the other replicas already follow the target (it has, or will
   // have, everything the old primary has), so that they acknowledge its first semi-sync commit at once.
@@ -67,7 +80,7 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
       : NONE;
   }
   if (i.diverged) return NONE;
-  if (pointed && r.ioState !== 'stopped') return NONE;
+  if (pointed && r.ioState !== 'stopped') return p.state === 'ready' ? semiSyncDrift(s, i, false) : NONE;
   if (pointed && r.lastSqlError !== '') return NONE; // a broken applier needs an operator, not a restart loop
   // Checked before every (re)start, so a node that diverged never replicates silently.
   const errant = errantAgainst(s, i.primaryMember);
@@ -81,6 +94,48 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
       : source.node === p.node
         ? `${p.node} is the primary of epoch ${p.epoch}`
         : `${source.node} is the target of a switchover away from ${p.node} (epoch ${p.epoch})`,
+  };
+}
+
+/** The fence this node needs now, if any: the agent may not, or no longer, let it take writes. */
+function mustFence(i: NodePlanInput): (NodeAction & { kind: 'fence' }) | null {
+  if (!i.leaseLive) return { kind: 'fence', reason: 'the agent holds no live lease' };
+  const p = i.primary;
+  if (p === null) return { kind: 'fence', reason: 'etcd names no primary' };
+  const f = i.failover;
+  if (f && f.from === i.self) {
+    return i.fencedFor === f.epoch ? null : { kind: 'fence', reason: `a failover away from this node (epoch ${f.epoch}) is under way`, forEpoch: f.epoch };
+  }
+  if (p.node !== i.self) return { kind: 'fence', reason: `${p.node} is the primary of epoch ${p.epoch}` };
+  return null;
+}
+
+/** The timeout a primary's semi-sync source must have: strict never falls back. */
+export function sourceTimeoutFor(d: { readonly mode: Durability; readonly timeoutMs: number }): number {
+  return d.mode === 'strict' ? STRICT_SEMI_SYNC_TIMEOUT_MS : d.timeoutMs;
+}
+
+/**
+ * A settled node whose semi-sync settings differ from the cluster's durability: a primary's source
+ * side (on, with the mode's timeout), a replica's replica side. Settings a driver cannot read (null)
+ * are left alone.
+ */
+function semiSyncDrift(s: NodeState, i: NodePlanInput, isPrimary: boolean): NodeAction {
+  const d = i.durability;
+  if (!d) return NONE;
+  const on = d.mode !== 'async';
+  const timeoutMs = sourceTimeoutFor(d);
+  const ss = s.semiSync;
+  const drift = isPrimary
+    ? ss.sourceEnabled !== on || (on && ss.sourceTimeoutMs !== null && ss.sourceTimeoutMs !== timeoutMs) || (d.mode === 'strict' && ss.sourceWaitNoReplica === false)
+    : ss.replicaEnabled !== on || ss.sourceEnabled;
+  if (!drift) return NONE;
+  return {
+    kind: 'semi-sync',
+    source: isPrimary && on,
+    timeoutMs,
+    replica: !isPrimary && on,
+    reason: `durability is ${d.mode}: semi-sync ${isPrimary ? `source ${on ? `on, timeout ${timeoutMs} ms` : 'off'}` : `replica ${on ? 'on' : 'off'}`}`,
   };
 }
 

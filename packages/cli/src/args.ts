@@ -51,6 +51,8 @@ export type Invocation =
 export interface RequestOptions {
   readonly to: string | null;
   readonly force: boolean;
+  /** failover only: the operator's word that the old primary takes no writes, for a failover waiting on a fencing proof. */
+  readonly unfenced?: boolean;
   readonly wait: boolean;
   readonly timeoutMs: number;
 }

@@ -29,7 +29,7 @@ export function newRequestId(now: number, random: string = randomBytes(3).toStri
 }
 
 export function buildRequest(kind: RequestKind, o: RequestOptions, now: number, by: string): OperatorRequest {
-  return { kind, to: o.to, force: o.force, requestedAt: now, by };
+  return { kind, to: o.to, force: o.force, unfenced: o.unfenced ?? false, requestedAt: now, by };
 }
 
 export type WaitEvent =

@@ -107,7 +107,7 @@ function nodeStatus(node: string, m: MemberState | undefined, isPrimary: boolean
     gtidReceived: s?.gtid.received ?? null,
     lagMs: s?.lagMs ?? null,
     replication: r && { sourceHost: r.sourceHost, sourcePort: r.sourcePort, ioState: r.ioState, sqlRunning: r.sqlRunning, lastIoError: r.lastIoError, lastSqlError: r.lastSqlError },
-    semiSync: s && { sourceEnabled: s.semiSync.sourceEnabled, sourceActive: s.semiSync.sourceActive, replicaEnabled: s.semiSync.replicaEnabled, replicaActive: s.semiSync.replicaActive },
+    semiSync: s && { sourceEnabled: s.semiSync.sourceEnabled, sourceActive: s.semiSync.sourceActive, replicaEnabled: s.semiSync.replicaEnabled, replicaActive: s.semiSync.replicaActive, sourceTimeoutMs: s.semiSync.sourceTimeoutMs, sourceWaitNoReplica: s.semiSync.sourceWaitNoReplica },
     errant: m?.errant ?? null,
     agentVersion: m?.agentVersion ?? null,
     serverVersion: s?.version ?? null,

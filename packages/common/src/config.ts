@@ -40,6 +40,11 @@ const MysqlSchema = z.strictObject({
   user: z.string(),
   password: secret,
   flavor: z.enum(['auto', 'mariadb', 'mysql']).default('auto'),
+  /**
+   * mysqld's pid file, when the agent runs beside it: a process that has exited is proof that the
+   * server is gone (a refused connection on a loopback address or a socket is one too).
+   */
+  pidFile: z.string().optional(),
   /** Where replicas and clients reach this server, when it differs from host/port. */
   advertiseHost: z.string().optional(),
   advertisePort: port.optional(),
@@ -77,6 +82,17 @@ const TimingsSchema = z.strictObject({
   failoverRetryMs: ms.default(5000),
 });
 
+/**
+ * An operator's fencing command (STONITH: power off, a cloud API, a firewall rule), run by the
+ * coordinator when it cannot otherwise prove the old primary fenced. Exit 0 within `timeoutMs` is a
+ * proof; anything else is not, and it is tried again `retryMs` later.
+ */
+const FencingSchema = z.strictObject({
+  command: z.string().min(1).optional(),
+  timeoutMs: ms.default(10_000),
+  retryMs: ms.default(5_000),
+});
+
 const PromotionSchema = z.strictObject({
   priority: z.number().default(0),
   noPromote: z.boolean().default(false),
@@ -98,6 +114,7 @@ export const AgentConfigSchema = z.strictObject({
     .default({ host: '127.0.0.1', port: 8008 }),
   timings: TimingsSchema.default(TimingsSchema.parse({})),
   promotion: PromotionSchema.default({ priority: 0, noPromote: false }),
+  fencing: FencingSchema.default({ timeoutMs: 10_000, retryMs: 5_000 }),
   /** The node to make primary when the cluster has none yet. */
   bootstrap: z.strictObject({ primary: name.optional() }).default({}),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info') }).default({ level: 'info' }),

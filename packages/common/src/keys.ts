@@ -28,6 +28,8 @@ export interface ClusterKeys {
   readonly historyPrefix: string;
   historyEntry(atMs: number, what: string): string;
   readonly config: string;
+  /** The coordinator's record of the primary's semi-sync state (DurabilityRecord). */
+  readonly durability: string;
   readonly requestsPrefix: string;
   request(id: string): string;
   readonly clientsPrefix: string;
@@ -48,6 +50,7 @@ export function clusterKeys(cluster: string, root: string = DEFAULT_ROOT): Clust
     historyPrefix: `${prefix}history/`,
     historyEntry: (atMs: number, what: string) => `${prefix}history/${String(atMs).padStart(15, '0')}-${what}`,
     config: `${prefix}config`,
+    durability: `${prefix}durability`,
     requestsPrefix: `${prefix}requests/`,
     request: (id: string) => `${prefix}requests/${id}`,
     clientsPrefix: `${prefix}clients/`,

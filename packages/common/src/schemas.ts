@@ -31,6 +31,13 @@ export const SemiSyncStateSchema = z.object({
   sourceClients: z.number().int(),
   replicaEnabled: z.boolean(),
   replicaActive: z.boolean(),
+  /**
+   * The source's wait for an acknowledgement before it falls back to asynchronous replication, and
+   * whether it waits with no replica connected; null when the driver cannot read them. Together they
+   * show strict semi-sync: a timeout of STRICT_SEMI_SYNC_TIMEOUT_MS or more, and waiting with none.
+   */
+  sourceTimeoutMs: z.number().nullable().default(null),
+  sourceWaitNoReplica: z.boolean().nullable().default(null),
 });
 export type SemiSyncState = z.infer<typeof SemiSyncStateSchema>;
 
@@ -87,8 +94,18 @@ export const MemberStateSchema = z.object({
   probeMs: z.number().nullable(),
   /** The agent's own view of its role in the current epoch. */
   role: z.enum(['primary', 'replica', 'diverged', 'unknown']),
-  /** The agent made its node read-only and killed client sessions (invariant 3/4). */
+  /**
+   * The agent made its node read-only, read read_only back, and killed client sessions (invariant
+   * 3/4). Never set because the server does not answer: a hung server is not a fenced one.
+   */
   fenced: z.boolean(),
+  /** The failover (by epoch) for which the agent fenced its node as above: the proof a failover takes from a live agent. */
+  fencedFor: z.number().int().nullable().default(null),
+  /**
+   * Why the agent knows its server is gone, not merely silent: a refused connection on its own host
+   * (loopback or a unix socket), or the process it watches has exited. Null otherwise.
+   */
+  serverGone: z.string().nullable().default(null),
   /** Transactions this node has that the primary lacks; set when it is kept out of rotation. */
   errant: z.string().nullable(),
   /** The failover (by epoch) for which this node stopped receiving from the old primary ("revoke"). */
@@ -139,6 +156,51 @@ export const CandidateVerdictSchema = z.object({
 });
 export type CandidateVerdict = z.infer<typeof CandidateVerdictSchema>;
 
+/** How a failover proved that the old primary can no longer acknowledge a write (DESIGN.md invariant 4). */
+export const FenceProofKindSchema = z.enum(['agent-fenced', 'server-gone', 'sql-fenced', 'strict-semi-sync', 'fencing-command', 'operator']);
+export type FenceProofKind = z.infer<typeof FenceProofKindSchema>;
+
+export const FenceProofSchema = z.object({
+  kind: FenceProofKindSchema,
+  /** The evidence, in words: what was read back, what exited, who overrode. */
+  detail: z.string(),
+  at: z.number(),
+  /** The old primary's executed GTID position once fenced, when it could be read: the replicas receive it before they revoke. */
+  finalGtid: z.string().nullable().default(null),
+});
+export type FenceProof = z.infer<typeof FenceProofSchema>;
+
+/** What the cluster promises about acknowledged writes: none (async), semi-sync that may fall back, or semi-sync that never does. */
+export const DurabilitySchema = z.enum(['async', 'semi-sync', 'strict']);
+export type Durability = z.infer<typeof DurabilitySchema>;
+
+/**
+ * `durability`, written by the coordinator whenever the primary's semi-sync state changes: what the
+ * primary of `epoch` was last seen doing. `state`: `active` (commits wait for a replica),
+ * `fallback` (semi-sync on but fallen back to asynchronous), `off`. `strict`: the server itself was
+ * seen with no fallback (the timeout effectively infinite, waiting even with no replica).
+ */
+export const DurabilityRecordSchema = z.object({
+  epoch: z.number().int(),
+  node: z.string(),
+  mode: DurabilitySchema,
+  state: z.enum(['active', 'fallback', 'off', 'unknown']),
+  strict: z.boolean(),
+  /** When the primary entered `state`, as first seen by a coordinator. */
+  since: z.number(),
+  /** When the coordinator last saw the primary's published state. */
+  seenAt: z.number(),
+  /** The semi-sync replicas the primary reported connected. */
+  clients: z.number().int(),
+});
+export type DurabilityRecord = z.infer<typeof DurabilityRecordSchema>;
+
+/**
+ * A source timeout at or above this (ms) is strict semi-sync: effectively never falls back. It is
+ * what a strict cluster's primary sets (MariaDB and MySQL both take up to 2^32 - 1 ms, about 49 days).
+ */
+export const STRICT_SEMI_SYNC_TIMEOUT_MS = 4_294_967_295;
+
 export const OpRecordSchema = z.object({
   epoch: z.number().int(),
   kind: OpKindSchema,
@@ -162,6 +224,10 @@ export const OpRecordSchema = z.object({
    * must have all of it.
    */
   mustContain: z.string().nullable().default(null),
+  /** What proved that the old primary can no longer acknowledge a write (invariant 4); null until proven. */
+  proof: FenceProofSchema.nullable().default(null),
+  /** The old primary's semi-sync state as last recorded before this operation, and what it means for lost writes. */
+  durability: DurabilityRecordSchema.nullable().default(null),
   /** The members as the coordinator saw them when it decided. */
   members: z.record(
     z.string(),
@@ -183,6 +249,8 @@ export const ClusterConfigSchema = z.object({
     .default({}),
   maxLagMs: z.number().int().positive().optional(),
   antiFlapMs: z.number().int().nonnegative().optional(),
+  /** Overrides the agents' own `replication.semiSync` for the whole cluster. */
+  durability: DurabilitySchema.optional(),
 });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
 
@@ -190,6 +258,11 @@ export const RequestSchema = z.object({
   kind: z.enum(['switchover', 'failover', 'rejoin']),
   to: z.string().nullable(),
   force: z.boolean().default(false),
+  /**
+   * An operator's word that the old primary cannot take writes, for a failover that waits for a
+   * fencing proof it cannot get. Recorded as the proof `operator`.
+   */
+  unfenced: z.boolean().default(false),
   requestedAt: z.number(),
   by: z.string(),
 });

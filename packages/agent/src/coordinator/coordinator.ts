@@ -359,6 +359,8 @@ export class Coordinator {
       reason,
       catchUpFrom: null,
       mustContain: null,
+      proof: null,
+      durability: null,
       members: membersAt(snap),
       candidates: [],
       steps: [],

@@ -133,7 +133,7 @@ function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterV
 function op(over: Partial<OpRecord> = {}): OpRecord {
   return {
     epoch: 5, kind: 'failover', from: 'db1', to: null, trigger: 'automatic', request: null, coordinator: { node: 'db2', revision: '7' },
-    startedAt: 9_500, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null, mustContain: null,
+    startedAt: 9_500, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null, mustContain: null, proof: null, durability: null,
     members: { db1: { health: 'down', gtid: '0-1-10', received: '0-1-10', semiSync: 'source' }, db2: { health: 'up', gtid: '0-1-10', received: '0-1-10', semiSync: 'replica' }, db3: { health: 'up', gtid: '0-1-10', received: '0-1-10', semiSync: 'replica' } },
     candidates: [], steps: [], ...over,
   };
@@ -300,7 +300,7 @@ test('decide: an etcd config key that cannot be read refuses automatic failover 
   assert.match(reason(d), /failover refused: the etcd config key cannot be read \(paused: expected boolean, received string\); fix or delete it/);
   assert.equal(kind(decide({ ...v, pendingOp: op({ outcome: 'refused', reason: reason(d) }) })), 'none');
   const healthy = member('db1', {}, { readOnly: false, heartbeatEpoch: 4 });
-  const request = decide(view([healthy, replica('db2', '0-1-10', {}, 'running')], { configProblem: problem, requests: new Map([['1-x', { kind: 'switchover', to: 'db2', force: false, requestedAt: 1, by: 't' }]]) }));
+  const request = decide(view([healthy, replica('db2', '0-1-10', {}, 'running')], { configProblem: problem, requests: new Map([['1-x', { kind: 'switchover', to: 'db2', force: false, unfenced: false, requestedAt: 1, by: 't' }]]) }));
   assert.equal(kind(request), 'request-refused');
   assert.match(reason(request), /config key cannot be read/);
   assert.equal(kind(decide({ ...v, configProblem: null })), 'failover-start');

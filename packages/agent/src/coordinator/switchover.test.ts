@@ -15,7 +15,7 @@ function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterV
 }
 
 function req(r: Partial<OperatorRequest>): Map<string, OperatorRequest> {
-  return new Map([['100-a', { kind: 'switchover', to: null, force: false, requestedAt: 1, by: 't', ...r }]]);
+  return new Map([['100-a', { kind: 'switchover', to: null, force: false, unfenced: false, requestedAt: 1, by: 't', ...r }]]);
 }
 
 const held = { name: 'clients paused', startedAt: 9_000, endedAt: 9_000, outcome: 'ok' as const, detail: '' };
@@ -23,7 +23,7 @@ const held = { name: 'clients paused', startedAt: 9_000, endedAt: 9_000, outcome
 function op(over: Partial<OpRecord> = {}): OpRecord {
   return {
     epoch: 5, kind: 'switchover', from: 'db1', to: 'db2', trigger: 'request 100-a', request: { id: '100-a', to: 'db2', force: false },
-    coordinator: { node: 'db3', revision: '1' }, startedAt: 9_000, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null, mustContain: null,
+    coordinator: { node: 'db3', revision: '1' }, startedAt: 9_000, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null, mustContain: null, proof: null, durability: null,
     members: {}, candidates: [], steps: [held], ...over,
   };
 }

@@ -25,6 +25,12 @@ export interface Observation {
   readonly state: NodeState | null;
 }
 
+export interface FenceState {
+  readonly readOnly: boolean;
+  /** Everything the server has executed, in the flavor's GTID form. */
+  readonly gtidExecuted: string;
+}
+
 export interface Heartbeat {
   readonly epoch: number;
   readonly node: string;
@@ -45,6 +51,8 @@ export interface NodeDriver {
   observe(): Promise<Observation>;
   /** `timeoutMs` bounds the statement (SET GLOBAL read_only waits for commits in flight); default: the probe timeout. */
   setReadOnly(on: boolean, timeoutMs?: number): Promise<void>;
+  /** Reads back what a fence set: read_only (MySQL: super_read_only) and the executed GTID position. */
+  readFenceState(): Promise<FenceState>;
   /**
    * Kills every client session except this driver's own, replication threads and system threads.
    * Returns how many were killed. Part of fencing: on MariaDB read_only does not bind SUPER users.

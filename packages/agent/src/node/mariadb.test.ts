@@ -43,7 +43,7 @@ describe('parseMariaDbState on recorded MariaDB 10.11 rows', () => {
       replication: null,
       lagMs: null,
       heartbeatEpoch: 3,
-      semiSync: { sourceEnabled: true, sourceActive: true, sourceClients: 1, replicaEnabled: false, replicaActive: false },
+      semiSync: { sourceEnabled: true, sourceActive: true, sourceClients: 1, replicaEnabled: false, replicaActive: false, sourceTimeoutMs: null, sourceWaitNoReplica: null },
       connections: 2,
       maxConnections: 151,
     } satisfies NodeState);
@@ -71,7 +71,7 @@ describe('parseMariaDbState on recorded MariaDB 10.11 rows', () => {
       },
       lagMs: 210.187,
       heartbeatEpoch: 3,
-      semiSync: { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: true, replicaActive: true },
+      semiSync: { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: true, replicaActive: true, sourceTimeoutMs: null, sourceWaitNoReplica: null },
       connections: 1,
       maxConnections: 151,
     } satisfies NodeState);
@@ -88,7 +88,7 @@ describe('parseMariaDbState on recorded MariaDB 10.11 rows', () => {
 
   it('primary whose semi-sync fell back to async: enabled but not active, no clients', () => {
     const state = parsed('primaryFallenBackToAsync');
-    assert.deepEqual(state.semiSync, { sourceEnabled: true, sourceActive: false, sourceClients: 0, replicaEnabled: false, replicaActive: false });
+    assert.deepEqual(state.semiSync, { sourceEnabled: true, sourceActive: false, sourceClients: 0, replicaEnabled: false, replicaActive: false, sourceTimeoutMs: null, sourceWaitNoReplica: null });
     assert.equal(state.gtid.executed, '0-1-17');
   });
 

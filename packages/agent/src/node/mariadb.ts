@@ -8,12 +8,12 @@
  */
 import type { NodeState, ReplicationState, SemiSyncState } from '@primacy/common';
 import { formatGtid, gtidContains, mergeGtid, parseGtid } from '@primacy/common';
-import type { Heartbeat, NodeDriver, Observation, ReplicationSource } from './driver.js';
+import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource } from './driver.js';
 import { killClientSessions } from './fence.js';
 import { CREATE_HEARTBEAT_TABLE, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow } from './probe.js';
 import type { Row } from './session.js';
 import { closeSessions, OperationQueue, ownThreadIds, StatementRunner, type DriverOptions, type DriverSessions } from './statement.js';
-import { readBool, readInt, readNullableInt, readText, RowShapeError } from './values.js';
+import { readBool, readInt, readNullableBool, readNullableInt, readText, RowShapeError } from './values.js';
 
 export const SHOW_SLAVE_STATUS = 'SHOW SLAVE STATUS';
 
@@ -38,6 +38,7 @@ export function mariaDbProbeSql(heartbeatColumns: string): string {
     '@@GLOBAL.gtid_slave_pos AS gtid_slave_pos, ' +
     '@@GLOBAL.gtid_current_pos AS gtid_current_pos, @@GLOBAL.rpl_semi_sync_master_enabled AS semi_sync_master_enabled, ' +
     '@@GLOBAL.rpl_semi_sync_slave_enabled AS semi_sync_slave_enabled, @@GLOBAL.max_connections AS max_connections, ' +
+    '@@GLOBAL.rpl_semi_sync_master_timeout AS semi_sync_master_timeout, @@GLOBAL.rpl_semi_sync_master_wait_no_slave AS semi_sync_master_wait_no_slave, ' +
     `status.*, ${heartbeatColumns} ` +
     `FROM (SELECT ${status} FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN (${names})) AS status`
   );
@@ -95,6 +96,8 @@ export function parseMariaDbState(probe: Row, replica: Row | null): NodeState {
     sourceClients: readNullableInt(probe, 'semi_sync_master_clients') ?? 0,
     replicaEnabled: readBool(probe, 'semi_sync_slave_enabled'),
     replicaActive: readBool(probe, 'semi_sync_slave_status'),
+    sourceTimeoutMs: readNullableInt(probe, 'semi_sync_master_timeout'),
+    sourceWaitNoReplica: readNullableBool(probe, 'semi_sync_master_wait_no_slave'),
   };
   return {
     flavor: 'mariadb',
@@ -178,6 +181,13 @@ export class MariaDbDriver implements NodeDriver {
     return this.#admin([`SET GLOBAL read_only = ${on ? 'ON' : 'OFF'}`], timeoutMs);
   }
 
+  readFenceState(): Promise<FenceState> {
+    return this.#ops.run(async () => {
+      const row = await this.#sql.one(this.#sessions.admin, 'SELECT @@GLOBAL.read_only AS read_only, @@GLOBAL.gtid_current_pos AS gtid_current_pos');
+      return { readOnly: readBool(row, 'read_only'), gtidExecuted: formatGtid(parseGtid('mariadb', readText(row, 'gtid_current_pos'))) };
+    });
+  }
+
   killClientSessions(): Promise<number> {
     return this.#ops.run(() => killClientSessions(this.#sessions.admin, this.#sql, () => ownThreadIds(this.#sessions)));
   }
@@ -240,6 +250,8 @@ export class MariaDbDriver implements NodeDriver {
     return this.#ops.run(async () => {
       const admin = this.#sessions.admin;
       if (on) await this.#sql.run(admin, 'SET GLOBAL rpl_semi_sync_master_timeout = ?', [Math.round(timeoutMs)]);
+      // Strict semi-sync also waits with no replica connected; it is the default, set so that nobody's change survives.
+      if (on) await this.#sql.run(admin, 'SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON');
       await this.#sql.run(admin, `SET GLOBAL rpl_semi_sync_master_enabled = ${on ? 'ON' : 'OFF'}`);
     });
   }

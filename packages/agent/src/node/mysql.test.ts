@@ -60,7 +60,7 @@ describe('MySQL driver on recorded output: observe()', () => {
         replication: null,
         lagMs: null,
         heartbeatEpoch: 12,
-        semiSync: { sourceEnabled: true, sourceActive: true, sourceClients: 2, replicaEnabled: false, replicaActive: false },
+        semiSync: { sourceEnabled: true, sourceActive: true, sourceClients: 2, replicaEnabled: false, replicaActive: false, sourceTimeoutMs: null, sourceWaitNoReplica: null },
         connections: 23,
         maxConnections: 500,
       };
@@ -93,7 +93,7 @@ describe('MySQL driver on recorded output: observe()', () => {
         },
         lagMs: 180.512,
         heartbeatEpoch: 12,
-        semiSync: { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: true, replicaActive: true },
+        semiSync: { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: true, replicaActive: true, sourceTimeoutMs: null, sourceWaitNoReplica: null },
         connections: 9,
         maxConnections: 500,
       };
@@ -113,7 +113,7 @@ describe('MySQL driver on recorded output: observe()', () => {
 
   it('without the semi-sync plugins: semi-sync all false, no failure', async () => {
     const state = await observed(replay(mysql80, 'noSemiSyncPlugin', 'mysql').driver);
-    assert.deepEqual(state.semiSync, { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: false, replicaActive: false });
+    assert.deepEqual(state.semiSync, { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: false, replicaActive: false, sourceTimeoutMs: null, sourceWaitNoReplica: null });
     // Everything received is applied: received equals executed.
     assert.equal(state.gtid.received, state.gtid.executed);
   });

@@ -10,12 +10,12 @@
  */
 import type { NodeState, ReplicationState, SemiSyncState } from '@primacy/common';
 import { ErrorCodes, formatGtid, mergeGtid, parseGtid, PrimacyError } from '@primacy/common';
-import type { Heartbeat, NodeDriver, Observation, ReplicationSource } from './driver.js';
+import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource } from './driver.js';
 import { killClientSessions } from './fence.js';
 import { CREATE_HEARTBEAT_TABLE, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow } from './probe.js';
 import type { Row } from './session.js';
 import { closeSessions, OperationQueue, ownThreadIds, StatementRunner, type DriverOptions, type DriverSessions } from './statement.js';
-import { readBool, readInt, readNullableInt, readText, RowShapeError } from './values.js';
+import { readBool, readInt, readNullableBool, readNullableInt, readText, RowShapeError } from './values.js';
 
 export const SHOW_REPLICA_STATUS = 'SHOW REPLICA STATUS';
 
@@ -29,6 +29,8 @@ const STATUS_VARIABLES: Readonly<Record<string, readonly string[]>> = {
 const SEMI_SYNC_VARIABLES: Readonly<Record<string, readonly string[]>> = {
   semi_sync_source_enabled: ['rpl_semi_sync_source_enabled', 'rpl_semi_sync_master_enabled'],
   semi_sync_replica_enabled: ['rpl_semi_sync_replica_enabled', 'rpl_semi_sync_slave_enabled'],
+  semi_sync_source_timeout: ['rpl_semi_sync_source_timeout', 'rpl_semi_sync_master_timeout'],
+  semi_sync_source_wait_no_replica: ['rpl_semi_sync_source_wait_no_replica', 'rpl_semi_sync_master_wait_no_slave'],
 };
 
 /** `MAX(IF(...)) AS alias` over performance_schema, one row whatever is installed; NULL when absent. */
@@ -136,6 +138,9 @@ export function parseMySqlState(probe: Row, replica: Row | null): NodeState {
     sourceClients: readNullableInt(probe, 'semi_sync_source_clients') ?? 0,
     replicaEnabled: readBool(probe, 'semi_sync_replica_enabled'),
     replicaActive: readBool(probe, 'semi_sync_replica_status'),
+    // Not in the recorded outputs (fixtures/), which predate these columns: there they read null.
+    sourceTimeoutMs: readNullableInt(probe, 'semi_sync_source_timeout'),
+    sourceWaitNoReplica: readNullableBool(probe, 'semi_sync_source_wait_no_replica'),
   };
   return {
     flavor: 'mysql',
@@ -203,6 +208,14 @@ export class MySqlDriver implements NodeDriver {
     return this.#admin([on ? 'SET GLOBAL super_read_only = ON' : 'SET GLOBAL read_only = OFF'], timeoutMs);
   }
 
+  /** super_read_only: read_only alone does not stop SUPER (CONNECTION_ADMIN) sessions. */
+  readFenceState(): Promise<FenceState> {
+    return this.#ops.run(async () => {
+      const row = await this.#sql.one(this.#sessions.admin, 'SELECT @@GLOBAL.super_read_only AS super_read_only, @@GLOBAL.gtid_executed AS gtid_executed');
+      return { readOnly: readBool(row, 'super_read_only'), gtidExecuted: normalizeGtidSet(readText(row, 'gtid_executed')) };
+    });
+  }
+
   killClientSessions(): Promise<number> {
     return this.#ops.run(() => killClientSessions(this.#sessions.admin, this.#sql, () => ownThreadIds(this.#sessions)));
   }
@@ -265,6 +278,7 @@ export class MySqlDriver implements NodeDriver {
         return;
       }
       if (on) await this.#sql.run(admin, `SET GLOBAL ${prefix}_timeout = ?`, [Math.round(timeoutMs)]);
+      if (on) await this.#sql.run(admin, `SET GLOBAL ${prefix}_wait_no_${prefix.endsWith('source') ? 'replica' : 'slave'} = ON`);
       await this.#sql.run(admin, `SET GLOBAL ${prefix}_enabled = ${on ? 'ON' : 'OFF'}`);
     });
   }

@@ -49,3 +49,9 @@ export function readBool(row: Row, column: string): boolean {
   }
   throw new RowShapeError(column, v, 'a boolean (1/0, ON/OFF)');
 }
+
+/** As readBool, but NULL or a missing column (a variable the server or a recording lacks) is null. */
+export function readNullableBool(row: Row, column: string): boolean | null {
+  const v = row[column];
+  return v === null || v === undefined ? null : readBool(row, column);
+}

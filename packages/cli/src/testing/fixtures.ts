@@ -18,7 +18,7 @@ export function server(over: Partial<NodeState> = {}): NodeState {
     replication: null,
     lagMs: null,
     heartbeatEpoch: null,
-    semiSync: { sourceEnabled: true, sourceActive: false, sourceClients: 0, replicaEnabled: true, replicaActive: true },
+    semiSync: { sourceEnabled: true, sourceActive: false, sourceClients: 0, replicaEnabled: true, replicaActive: true, sourceTimeoutMs: null, sourceWaitNoReplica: null },
     connections: 3,
     maxConnections: 100,
     ...over,
@@ -48,6 +48,8 @@ export function member(node: string, over: Partial<MemberState> = {}, s: Partial
     probeMs: 1,
     role: 'replica',
     fenced: false,
+    fencedFor: null,
+    serverGone: null,
     errant: null,
     revokedEpoch: null,
     priority: 0,
@@ -76,6 +78,8 @@ export function op(over: Partial<OpRecord> = {}): OpRecord {
     reason: "db1's agent sees its server down (connect ECONNREFUSED) and no replica receives from it",
     catchUpFrom: null,
     mustContain: null,
+    proof: null,
+    durability: null,
     members: {
       db1: { health: 'down', gtid: null, received: null, semiSync: 'off' },
       db2: { health: 'up', gtid: '0-1-100', received: '0-1-105', semiSync: 'replica' },
@@ -133,7 +137,7 @@ export function healthyView(over: ViewInput = {}): ClusterView {
   return view({
     members: [
       member('db1', {}, { replication: replicatingFrom('db2'), lagMs: 12, gtid: { executed: '0-2-200', received: '0-2-200' } }),
-      member('db2', { role: 'primary' }, { readOnly: false, gtid: { executed: '0-2-200', received: '0-2-200' }, semiSync: { sourceEnabled: true, sourceActive: true, sourceClients: 2, replicaEnabled: false, replicaActive: false } }),
+      member('db2', { role: 'primary' }, { readOnly: false, gtid: { executed: '0-2-200', received: '0-2-200' }, semiSync: { sourceEnabled: true, sourceActive: true, sourceClients: 2, replicaEnabled: false, replicaActive: false, sourceTimeoutMs: null, sourceWaitNoReplica: null } }),
       member('db3', {}, { replication: replicatingFrom('db2'), lagMs: 1500, gtid: { executed: '0-2-199', received: '0-2-200' } }),
     ],
     primary: primary('db2'),
