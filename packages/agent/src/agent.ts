@@ -472,6 +472,8 @@ export class Agent {
       case 'replicate':
         this.fenced = false;
         this.fencedFor = null;
+        // Receiving again: a revoke of an earlier failover attempt no longer holds.
+        this.revokedEpoch = null;
         await this.driver.setSemiSyncSource(false, this.config.replication.semiSyncTimeoutMs);
         await this.driver.setSemiSyncReplica(this.durability().mode !== 'async');
         await this.driver.replicateFrom({ host: action.host, port: action.port, user: this.config.replication.user, password: this.config.secrets.replicationPassword });

@@ -186,10 +186,8 @@ export const DurabilityRecordSchema = z.object({
   mode: DurabilitySchema,
   state: z.enum(['active', 'fallback', 'off', 'unknown']),
   strict: z.boolean(),
-  /** When the primary entered `state`, as first seen by a coordinator. */
+  /** When the primary entered `state`, as first seen by a coordinator; it is rewritten only when something here changes. */
   since: z.number(),
-  /** When the coordinator last saw the primary's published state. */
-  seenAt: z.number(),
   /** The semi-sync replicas the primary reported connected. */
   clients: z.number().int(),
 });

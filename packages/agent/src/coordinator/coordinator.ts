@@ -3,13 +3,15 @@
  * decision (decide.ts) and carries it out with writes fenced by its election key (invariant 2).
  * Every step of an operation is recorded in ops/<epoch> with its timing and reason (invariant 7).
  */
-import { describeError, type AgentConfig, type CandidateVerdict, type OpRecord, type OpStep, type Primary } from '@primacy/common';
+import { describeError, type AgentConfig, type CandidateVerdict, type FenceProof, type OpRecord, type OpStep, type Primary } from '@primacy/common';
 import type { Clock } from '../clock.js';
 import { isCoordinator } from '../etcd/election.js';
 import type { Campaigner, ClusterSnapshot, ClusterStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
 import { fenceNode } from '../fencing.js';
 import { connectNode } from '../node/index.js';
+import { isLocalEndpoint } from '../node/gone.js';
+import { runFencingCommand } from './fencing-command.js';
 import type { Counters } from '../view.js';
 import { decide, type Decision } from './decide.js';
 
@@ -31,6 +33,8 @@ export class Coordinator {
   private lastLogged = '';
   private remembers = 0;
   private busy = false;
+  /** The fencing command's last failed run, so that it is not run on every tick. */
+  private lastCommand: { epoch: number; at: number; note: string } | null = null;
 
   constructor(private readonly d: CoordinatorDeps) {}
 
@@ -59,6 +63,9 @@ export class Coordinator {
         primary: snap.primary,
         epoch: snap.epoch,
         config: snap.config,
+        durabilityMode: snap.config.durability ?? (this.d.config.replication.semiSync ? 'semi-sync' : 'async'),
+        durabilityRecord: snap.durability,
+        fencingCommand: this.d.config.fencing.command !== undefined,
         configProblem: snap.invalid.find((e) => e.key === this.d.store.keys.config)?.why ?? null,
         bootstrapPrimary: this.d.config.bootstrap.primary ?? null,
         currentOp: snap.currentOp,
@@ -149,7 +156,9 @@ export class Coordinator {
           ...this.newOp(snap, token, 'failover', p.epoch + 1, p.node, decision.reason),
           ...(r ? { trigger: `request ${r.id}`, request: r, to: r.to } : {}),
           mustContain: decision.mustContain,
-          steps: [step('detect', now, now, 'ok', decision.reason), step('fence', now, null, 'running', 'the old primary must take no more writes')],
+          // What the old primary promised about its writes, as last recorded: the record says what may be lost.
+          durability: snap.durability && snap.durability.node === p.node && snap.durability.epoch === p.epoch ? snap.durability : null,
+          steps: [step('detect', now, now, 'ok', decision.reason), step('fence', now, null, 'running', 'the old primary must be proven fenced before anyone is promoted')],
         };
         // A candidate failed before it was ready: the operation that chose it ends here, aborted, in the same transaction.
         const cur = snap.currentOp;
@@ -170,10 +179,19 @@ export class Coordinator {
       case 'fence-old': {
         const op = snap.pendingOp;
         if (!p || !op) return;
-        const started = clock.now();
-        const outcome = await this.fenceOverSql(p);
-        log.warn({ epoch: p.epoch, member: p.node, ok: outcome.ok, detail: outcome.detail, reason: decision.reason }, `fencing ${p.node} over SQL`);
-        await this.record(token, { ...op, steps: [...op.steps, step('fence over SQL', started, clock.now(), outcome.ok ? 'ok' : 'failed', outcome.detail)] });
+        const tried = await this.tryFence(p, op);
+        if (tried.proof) {
+          await this.recordProof(token, snap, op, tried.proof);
+          log.warn({ epoch: p.epoch, member: p.node, proof: tried.proof }, `${p.node} is proven fenced (${tried.proof.kind})`);
+          return;
+        }
+        const detail = `${decision.waiting}; ${tried.notes.join('; ')}. ${decision.advice}`;
+        const fence = op.steps.find((x) => x.name === 'fence' && x.outcome === 'running');
+        // Recorded (and logged) once per distinct text, not on every attempt.
+        if (fence && fence.detail !== detail) {
+          await this.record(token, { ...op, steps: op.steps.map((x) => (x === fence ? { ...x, detail } : x)) });
+          log.warn({ epoch: p.epoch, member: p.node, reason: detail }, `failover waits: cannot prove ${p.node} fenced`);
+        }
         return;
       }
       case 'request-refused': {
@@ -277,9 +295,23 @@ export class Coordinator {
       case 'record-fenced': {
         const op = snap.pendingOp;
         if (!op) return;
-        // From this step on, the replicas' agents stop receiving from the old primary (revoke).
-        await this.record(token, { ...op, steps: [...closeRunning(op.steps, now), step('fenced', now, now, 'ok', decision.reason), step('revoke', now, null, 'running', 'replicas stop receiving from the old primary')] });
-        log.warn({ from: decision.from, reason: decision.reason }, `${decision.from} is fenced; revoking`);
+        const r = decision.request;
+        const taken: OpRecord = r ? { ...op, trigger: `${op.trigger}; override ${r.id}`, request: { id: r.id, to: r.to, force: op.request?.force ?? false }, to: r.to ?? op.to } : op;
+        await this.recordProof(token, snap, taken, decision.proof, r ? [store.keys.request(r.id)] : []);
+        log.warn({ from: decision.from, proof: decision.proof }, `${decision.from} is proven fenced (${decision.proof.kind})`);
+        return;
+      }
+      case 'revoke': {
+        const op = snap.pendingOp;
+        if (!op) return;
+        // From this step on, the replicas' agents stop receiving from the old primary.
+        await this.record(token, { ...op, steps: [...op.steps, step('revoke', now, null, 'running', decision.reason)] });
+        log.warn({ from: decision.from, reason: decision.reason }, `revoking: replicas stop receiving from ${decision.from}`);
+        return;
+      }
+      case 'record-durability': {
+        await store.recordFenced(token, [{ key: store.keys.durability, value: decision.record }]);
+        log.info({ durability: decision.record }, decision.reason);
         return;
       }
       case 'note-diverged': {
@@ -325,19 +357,55 @@ export class Coordinator {
     }
   }
 
-  /** Sets the old primary read-only and kills its client sessions, over SQL, within the probe timeout. */
-  private async fenceOverSql(p: Primary): Promise<{ ok: boolean; detail: string }> {
+  /**
+   * One round of the coordinator's own fencing: over SQL (sessions killed, read_only set and read
+   * back), then the fencing command when one is configured and due. A proof, or what each said.
+   */
+  private async tryFence(p: Primary, op: OpRecord): Promise<{ proof: FenceProof | null; notes: string[] }> {
+    const now = this.d.clock.now();
+    const sql = await this.fenceOverSql(p);
+    if (sql.ok) return { proof: { kind: 'sql-fenced', detail: `the coordinator fenced ${p.node} over SQL: ${sql.detail}`, at: now, finalGtid: sql.gtid }, notes: [] };
+    // A refusal from this host's own kernel: nothing listens there.
+    if (sql.refused && isLocalEndpoint({ host: p.host })) {
+      return { proof: { kind: 'server-gone', detail: `the coordinator's connection to ${p.host}:${p.port} was refused on this host: ${sql.detail}`, at: now, finalGtid: null }, notes: [] };
+    }
+    const notes = [`over SQL: ${sql.detail}`];
+    const f = this.d.config.fencing;
+    if (f.command === undefined) return { proof: null, notes: [...notes, 'no fencing command is configured'] };
+    const last = this.lastCommand;
+    if (last && last.epoch === op.epoch && now - last.at < f.retryMs) return { proof: null, notes: [...notes, last.note] };
+    const run = await runFencingCommand(f.command, { cluster: this.d.config.cluster, node: p.node, host: p.host, port: p.port, epoch: p.epoch, failoverEpoch: op.epoch }, f.timeoutMs);
+    this.d.log.warn({ member: p.node, command: f.command, outcome: run.outcome, ms: run.ms, tail: run.tail }, `fencing command for ${p.node}: ${run.outcome}`);
+    const said = run.tail === '' ? '' : `: ${run.tail}`;
+    if (run.ok) return { proof: { kind: 'fencing-command', detail: `the fencing command exited 0 in ${run.ms} ms${said}`, at: this.d.clock.now(), finalGtid: null }, notes: [] };
+    const note = `the fencing command ${run.outcome} (tried again every ${f.retryMs} ms)${said}`;
+    this.lastCommand = { epoch: op.epoch, at: now, note };
+    return { proof: null, notes: [...notes, note] };
+  }
+
+  /** Records the proof: the fence step ends, and `fenced` says by what. Revoking follows as its own step. */
+  private async recordProof(token: Campaigner, snap: ClusterSnapshot, op: OpRecord, proof: FenceProof, deletes: string[] = []): Promise<void> {
+    const now = this.d.clock.now();
+    const steps = op.steps.map((x) => (x.name === 'fence' && x.outcome === 'running' ? { ...x, endedAt: now, outcome: 'ok' as const } : x));
+    const value: OpRecord = { ...op, proof, coordinator: { node: this.d.config.node, revision: token.createRevision }, steps: [...steps, step('fenced', now, now, 'ok', `${proof.kind}: ${proof.detail}`)] };
+    const ok = deletes.length > 0 ? await this.d.store.commitDecision(token, snap.primaryModRevision, [{ key: this.d.store.keys.op(op.epoch), value }], deletes) : await this.d.store.recordFenced(token, [{ key: this.d.store.keys.op(op.epoch), value }]);
+    if (!ok) this.d.log.warn({ epoch: op.epoch }, 'the proof was not recorded (deposed or raced); re-reading');
+  }
+
+  /** Kills the old primary's client sessions and sets read_only over SQL, then reads it back, within the probe timeout. */
+  private async fenceOverSql(p: Primary): Promise<{ ok: true; detail: string; gtid: string } | { ok: false; detail: string; refused: boolean }> {
     const c = this.d.config;
     const driver = connectNode(
       { host: p.host, port: p.port, user: c.mysql.user, password: c.secrets.mysqlPassword },
       { flavor: c.mysql.flavor, connectTimeoutMs: c.timings.probeTimeoutMs, queryTimeoutMs: c.timings.probeTimeoutMs },
     );
     try {
-      const { killed } = await fenceNode(driver, 1);
+      const { killed, gtid } = await fenceNode(driver, 1);
       this.d.counters.fencings += 1;
-      return { ok: true, detail: `read_only=ON, ${killed} client sessions killed` };
+      return { ok: true, detail: `${killed} client sessions killed, read_only read back ON at ${gtid || 'an empty GTID position'}`, gtid };
     } catch (err) {
-      return { ok: false, detail: describeError(err) };
+      const detail = describeError(err);
+      return { ok: false, detail, refused: /\bECONNREFUSED\b/.test(detail) };
     } finally {
       await driver.close().catch(() => undefined);
     }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ClusterConfig, MemberState, Primary } from '@primacy/common';
+import { STRICT_SEMI_SYNC_TIMEOUT_MS, type ClusterConfig, type MemberState, type Primary } from '@primacy/common';
 import { decide, type ClusterView } from './decide.js';
 import { member, membersOf, primary, replicatingFrom, timings } from '../testing/members.js';
 
@@ -69,9 +69,31 @@ test('a promoting primary becomes ready once its agent reports the promotion don
   assert.deepEqual(pick(decide(view([done], { primary: p, epoch: 1 }))), ['mark-ready', 'db1']);
 });
 
-test('a ready, healthy primary needs nothing', () => {
+test('a ready, healthy primary needs nothing, once its semi-sync state is recorded', () => {
   const p1 = member('db1', {}, { readOnly: false, heartbeatEpoch: 1 });
-  assert.equal(decide(view([p1, db2Replica, db3Replica], { primary: primary('db1'), epoch: 1 })).kind, 'none');
+  const first = decide(view([p1, db2Replica, db3Replica], { primary: primary('db1'), epoch: 1, durabilityRecord: null, now: 5 }));
+  assert.ok(first.kind === 'record-durability', JSON.stringify(first));
+  assert.deepEqual(first.record, { epoch: 1, node: 'db1', mode: 'semi-sync', state: 'off', strict: false, since: 5, clients: 0 });
+  assert.equal(decide(view([p1, db2Replica, db3Replica], { primary: primary('db1'), epoch: 1, durabilityRecord: first.record })).kind, 'none');
+});
+
+test('the durability record follows the primary\'s semi-sync: fallen back since when, strict only when the server is', () => {
+  const withSemiSync = (semiSync: Partial<MemberState['server'] & object>['semiSync']) => member('db1', {}, { readOnly: false, heartbeatEpoch: 1, ...(semiSync ? { semiSync } : {}) });
+  const ss = { sourceEnabled: true, sourceActive: true, sourceClients: 2, replicaEnabled: false, replicaActive: false, sourceTimeoutMs: 10_000, sourceWaitNoReplica: true };
+  const at = (m: MemberState, over: Partial<ClusterView>) => decide(view([m, db2Replica, db3Replica], { primary: primary('db1'), epoch: 1, now: 50, ...over }));
+  const active = at(withSemiSync(ss), { durabilityRecord: null });
+  assert.ok(active.kind === 'record-durability' && active.record.state === 'active' && !active.record.strict, JSON.stringify(active));
+  const fell = at(withSemiSync({ ...ss, sourceActive: false }), { durabilityRecord: active.record, now: 80 });
+  assert.ok(fell.kind === 'record-durability' && fell.record.state === 'fallback' && fell.record.since === 80, JSON.stringify(fell));
+  // Strict needs the cluster to be strict and the server to show no fallback: an effectively infinite timeout, waiting with no replica.
+  const notYet = at(withSemiSync(ss), { durabilityRecord: active.record, durabilityMode: 'strict' });
+  assert.ok(notYet.kind === 'record-durability' && !notYet.record.strict && notYet.record.mode === 'strict', JSON.stringify(notYet));
+  const strict = at(withSemiSync({ ...ss, sourceTimeoutMs: STRICT_SEMI_SYNC_TIMEOUT_MS }), { durabilityRecord: notYet.record, durabilityMode: 'strict', now: 90 });
+  assert.ok(strict.kind === 'record-durability' && strict.record.strict && strict.record.since === 50, JSON.stringify(strict));
+  const noWait = at(withSemiSync({ ...ss, sourceTimeoutMs: STRICT_SEMI_SYNC_TIMEOUT_MS, sourceWaitNoReplica: false }), { durabilityRecord: strict.record, durabilityMode: 'strict' });
+  assert.ok(noWait.kind === 'record-durability' && !noWait.record.strict, JSON.stringify(noWait));
+  // A primary that does not answer (its replicas still receive from it) changes nothing: the last record stands.
+  assert.equal(at(member('db1', { health: 'down' }, null), { durabilityRecord: strict.record, durabilityMode: 'strict' }).kind, 'none');
 });
 
 function pick(d: ReturnType<typeof decide>): [string, string | undefined] {

@@ -11,6 +11,9 @@ import {
   type CandidateVerdict,
   type ClientRegistration,
   type ClusterConfig,
+  type Durability,
+  type DurabilityRecord,
+  type FenceProof,
   type Flavor,
   type GtidPosition,
   type MemberState,
@@ -18,8 +21,9 @@ import {
   type OperatorRequest,
   type Primary,
 } from '@primacy/common';
-import { chooseCandidate, detectFailure, detectStalledPromotion, holdersOf, refuseAutomatic } from './failover.js';
+import { chooseCandidate, detectFailure, detectStalledPromotion, holdersOf, isPointedAt, refuseAutomatic } from './failover.js';
 import { chooseSwitchoverCandidate, continueSwitchover } from './switchover.js';
+import { agentProof, agentSays, nextDurability, operatorAdvice, strictProof, strictRecord } from './proof.js';
 
 export interface ClusterView {
   readonly now: number;
@@ -33,6 +37,12 @@ export interface ClusterView {
    * automatically, and no request is taken, until it is fixed.
    */
   readonly configProblem?: string | null;
+  /** The cluster's durability: the etcd config's, else the coordinator's own replication.semiSync. */
+  readonly durabilityMode?: Durability;
+  /** The coordinator's record of the primary's semi-sync state. */
+  readonly durabilityRecord?: DurabilityRecord | null;
+  /** Whether the coordinator has a fencing command (STONITH) to run. */
+  readonly fencingCommand?: boolean;
   /** The node named by the coordinator's own config for bootstrap, if any. */
   readonly bootstrapPrimary: string | null;
   /** ops/<epoch of the primary>, and ops/<that + 1>: an operation under way or the last refused one. */
@@ -78,8 +88,13 @@ export type Decision =
   | { readonly kind: 'switchover-abort'; readonly restore: boolean; readonly reason: string }
   | { readonly kind: 'failover-refused'; readonly from: string; readonly reason: string }
   | { readonly kind: 'await'; readonly reason: string }
-  | { readonly kind: 'fence-old'; readonly from: string; readonly reason: string }
-  | { readonly kind: 'record-fenced'; readonly from: string; readonly reason: string }
+  /** No proof yet: the shell fences over SQL and runs the fencing command; `waiting` says what else was seen, `advice` what an operator can do. */
+  | { readonly kind: 'fence-old'; readonly from: string; readonly reason: string; readonly waiting: string; readonly advice: string }
+  /** `request`: an operator's --unfenced failover request, consumed with this record. */
+  | { readonly kind: 'record-fenced'; readonly from: string; readonly proof: FenceProof; readonly reason: string; readonly request?: { readonly id: string; readonly to: string | null } }
+  /** The replicas stop receiving from the old primary: after the proof, or first of all under strict semi-sync. */
+  | { readonly kind: 'revoke'; readonly from: string; readonly reason: string }
+  | { readonly kind: 'record-durability'; readonly record: DurabilityRecord; readonly reason: string }
   | { readonly kind: 'note-diverged'; readonly node: string; readonly reason: string }
   | {
       readonly kind: 'promote';
@@ -189,7 +204,7 @@ export function positionOf(m: MemberState, which: 'executed' | 'received' = 'exe
  */
 function decideFailover(v: ClusterView, p: Primary): Decision {
   const failure = detectFailure(p, v.members) ?? detectStalledPromotion(p, v.members, v.now, v.timings.relayApplyTimeoutMs + PROMOTION_GRACE_MS);
-  if (!failure) return noteDiverged(v);
+  if (!failure) return (p.state === 'ready' ? recordDurability(v, p) : null) ?? noteDiverged(v);
   const last = v.pendingOp;
   if (last?.kind === 'failover' && last.outcome === 'aborted' && last.from === p.node && last.request === null && v.now - (last.endedAt ?? 0) < v.timings.failoverRetryMs) {
     return { kind: 'await', reason: `the failover of ${p.node} aborted (${last.reason}); trying again ${v.timings.failoverRetryMs} ms after` };
@@ -207,38 +222,63 @@ function decideFailover(v: ClusterView, p: Primary): Decision {
 }
 
 /**
- * The steps of a failover under way (invariants 4 and 5), each safe to repeat: fence the old primary,
- * then revoke (replicas keep receiving until the fence, so they get its last transactions), then choose.
+ * The steps of a failover under way (invariants 4 and 5), each safe to repeat: prove the old primary
+ * fenced; let the replicas receive its last transactions; revoke; choose. Strict semi-sync revokes
+ * first, since the revoke is its proof.
  */
 function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
   const from = op.from ?? p.node;
   if (p.node !== from || p.epoch + 1 !== op.epoch) return { kind: 'failover-abort', reason: `the primary changed to ${p.node} (epoch ${p.epoch}) during the failover`, verdicts: [] };
+  const old = v.members.get(from);
+  const known = [...new Set([...Object.keys(op.members), ...v.members.keys()])].filter((n) => n !== from).sort();
+  const revoke = op.steps.find((s) => s.name === 'revoke');
 
-  const fenced = op.steps.find((s) => s.name === 'fenced');
-  if (!fenced) {
-    const old = v.members.get(from);
-    const sqlFence = op.steps.find((s) => s.name === 'fence over SQL');
-    let fencedBy: string | null = null;
-    if (old?.fenced) fencedBy = `${from}'s agent reported its node fenced`;
-    else if (sqlFence?.outcome === 'ok') fencedBy = `the coordinator fenced ${from} over SQL`;
-    else if (!old && sqlFence) fencedBy = `${from}'s lease expired, so its agent has fenced it or is gone; SQL fencing failed: ${sqlFence.detail}`;
-    if (fencedBy !== null) return { kind: 'record-fenced', from, reason: fencedBy };
-    if (!sqlFence) return { kind: 'fence-old', from, reason: old ? `${from}'s agent has not reported its node fenced` : `${from} has no agent` };
-    return { kind: 'await', reason: `waiting for ${from}'s agent to report its node fenced` };
+  if (op.proof === null) {
+    const proof = agentProof(old, op, v.now);
+    if (proof) return { kind: 'record-fenced', from, proof, reason: proof.detail };
+    const override = unfencedRequest(v);
+    if (override) {
+      const [id, r] = override;
+      const to = r.to !== null && v.members.has(r.to) ? r.to : null;
+      const detail = `operator override (request ${id}, by ${r.by}): ${from} was not proven fenced; the operator says it takes no writes`;
+      return { kind: 'record-fenced', from, proof: { kind: 'operator', detail, at: v.now, finalGtid: null }, reason: detail, request: { id, to } };
+    }
+    const mode = v.durabilityMode ?? 'semi-sync';
+    const strict = strictRecord(mode, v.durabilityRecord ?? null, from, p.epoch);
+    const waiting = [agentSays(old)];
+    if (strict) {
+      // The old primary's server is not seen answering: no fence is coming from it, and a revoke is the proof.
+      if (!revoke && old?.health !== 'up') return { kind: 'revoke', from, reason: `strict semi-sync: the replicas stop receiving from ${from} first, which proves it fenced` };
+      if (revoke) {
+        const r = strictProof(strict, known, v.members, op, v.now);
+        if ('proof' in r) return { kind: 'record-fenced', from, proof: r.proof, reason: r.proof.detail };
+        waiting.push(`strict semi-sync: ${r.missing}`);
+      }
+    } else {
+      waiting.push(mode === 'strict' ? `strict semi-sync was not confirmed on ${from} before it failed` : `durability is ${mode}: a revoked ${from} could still acknowledge writes${mode === 'semi-sync' ? ' once semi-sync falls back' : ''}`);
+    }
+    return { kind: 'fence-old', from, reason: `${from} must be proven fenced before anyone is promoted`, waiting: `cannot prove ${from} fenced: ${waiting.join('; ')}`, advice: operatorAdvice(from, v.fencingCommand ?? false, mode) };
   }
 
   const answering = [...v.members.values()].filter((m) => m.node !== from && m.health === 'up' && m.server !== null);
+  if (!revoke) {
+    // The replicas still receiving from the fenced primary first take its last transactions (bounded).
+    const lacking = catchingUp(op.proof.finalGtid, answering, p);
+    if (lacking.length > 0 && v.now - op.proof.at < v.timings.revokeWaitMs) {
+      return { kind: 'await', reason: `waiting for ${lacking.join(', ')} to receive ${from}'s last transactions (${op.proof.finalGtid})` };
+    }
+    return { kind: 'revoke', from, reason: lacking.length > 0 ? `${lacking.join(', ')} did not receive ${from}'s last transactions within ${v.timings.revokeWaitMs} ms` : `${from} is fenced (${op.proof.kind})` };
+  }
+
   const revoked = answering.filter((m) => m.revokedEpoch === op.epoch);
   const waiting = answering.filter((m) => m.revokedEpoch !== op.epoch).map((m) => m.node);
-  if (waiting.length > 0 && v.now - (fenced.endedAt ?? fenced.startedAt) < v.timings.revokeWaitMs) {
+  if (waiting.length > 0 && v.now - (revoke.startedAt) < v.timings.revokeWaitMs) {
     return { kind: 'await', reason: `waiting for ${waiting.join(', ')} to stop receiving from ${from}` };
   }
-  const fencedBy = fenced.detail;
+  const fencedBy = `${op.proof.kind}: ${op.proof.detail}`;
 
-  const known = new Set([...Object.keys(op.members), ...v.members.keys()]);
-  known.delete(from);
   const answered = new Set(revoked.map((m) => m.node));
-  const silent = [...known].filter((n) => !answered.has(n)).sort();
+  const silent = known.filter((n) => !answered.has(n));
   const oldGtid = op.members[from]?.gtid ?? null;
   const flavor = revoked[0]?.server?.flavor;
   let oldPrimaryGtid: GtidPosition | null = null;
@@ -263,6 +303,35 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
   });
   if (!choice.ok) return { kind: 'failover-abort', reason: choice.reason, verdicts: choice.verdicts };
   return { kind: 'promote', node: choice.node, catchUpFrom: choice.catchUpFrom, fencedBy, reason: choice.reason, verdicts: choice.verdicts };
+}
+
+/** The replicas still receiving from `p` that have not received `finalGtid` yet. */
+function catchingUp(finalGtid: string | null, answering: readonly MemberState[], p: Primary): string[] {
+  if (finalGtid === null || finalGtid === '') return [];
+  return answering
+    .filter((m) => m.server?.replication?.ioState === 'running' && isPointedAt(m, p))
+    .filter((m) => {
+      const has = positionOf(m, 'received');
+      try {
+        return has === null || !gtidContains(has, parseGtid(m.server!.flavor, finalGtid));
+      } catch {
+        return false; // a position that cannot be read is not waited for
+      }
+    })
+    .map((m) => m.node);
+}
+
+/** The oldest operator request to fail over without a fencing proof, if any. */
+function unfencedRequest(v: ClusterView): [string, OperatorRequest] | null {
+  const found = [...v.requests.entries()].filter(([, r]) => r.kind === 'failover' && r.unfenced).sort(([a], [b]) => a.localeCompare(b))[0];
+  return found ?? null;
+}
+
+/** The primary's semi-sync state, recorded when it changes: a later failover's record says what it was. */
+function recordDurability(v: ClusterView, p: Primary): Decision | null {
+  const record = nextDurability(v.members.get(p.node), p, v.durabilityMode ?? 'semi-sync', v.durabilityRecord ?? null, v.now);
+  if (record === null) return null;
+  return { kind: 'record-durability', record, reason: `${p.node}'s semi-sync is ${record.state}${record.strict ? ' (strict)' : ''} under durability ${record.mode}` };
 }
 
 /** The op's `mustContain` as a position; a string when it cannot be read (the failover must not go on blind). */
@@ -306,6 +375,7 @@ function decideRequest(v: ClusterView, p: Primary, id: string, r: OperatorReques
     return { kind: 'switchover-start', from: p.node, to: choice.node, request: ref, reason: choice.reason, verdicts: choice.verdicts };
   }
   if (r.kind === 'failover') {
+    if (r.unfenced) return { kind: 'request-refused', id, request: r, reason: `no failover waits for a fencing proof; ${p.node} is the ready primary (a failover without --unfenced fences it first)` };
     if (r.to === null) return { kind: 'request-refused', id, request: r, reason: 'a manual failover needs --to NODE' };
     return { kind: 'failover-start', from: p.node, reason: `operator request ${id}: fail over to ${r.to}${r.force ? ' (forced)' : ''}`, request: ref, mustContain: null };
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseGtid, type ClusterConfig, type MemberState, type OpRecord } from '@primacy/common';
+import { parseGtid, type ClusterConfig, type DurabilityRecord, type FenceProof, type MemberState, type OpRecord } from '@primacy/common';
 import { decide, PROMOTION_GRACE_MS, type ClusterView, type Decision } from './decide.js';
 import { chooseCandidate, detectFailure, detectStalledPromotion, holdersOf, majorVersion, type ChoiceInput } from './failover.js';
 import { member, membersOf, primary, replicatingFrom, timings } from '../testing/members.js';
@@ -162,59 +162,123 @@ test('decide: a second failure inside the anti-flapping window is refused with t
   assert.equal(kind(decide(view([deadPrimary, replica('db2', '0-1-10')], { currentOp: current, now: 9_000 + 300_001 }))), 'failover-start');
 });
 
+const proven = (kind: FenceProof['kind'] = 'sql-fenced', finalGtid: string | null = null, at = 9_600): FenceProof => ({ kind, detail: `${kind} evidence`, at, finalGtid });
 const fencedStep = (detail: string) => ({ name: 'fenced', startedAt: 9_600, endedAt: 9_600, outcome: 'ok' as const, detail });
-const sqlStep = (outcome: 'ok' | 'failed', detail = '') => ({ name: 'fence over SQL', startedAt: 9_550, endedAt: 9_560, outcome, detail });
+const revokeStep = (startedAt = 9_600) => ({ name: 'revoke', startedAt, endedAt: null, outcome: 'running' as const, detail: '' });
+/** A failover past its proof and its revoke step: what is left is waiting for the replicas and choosing. */
+const revoking = (over: Partial<OpRecord> = {}) => op({ proof: proven(), steps: [fencedStep('sql-fenced: x'), revokeStep()], ...over });
+const hung = member('db1', { health: 'down', downProbes: 4, error: 'PRIMACY_SESSION_TIMEOUT: no answer within 1000 ms' }, null);
+const strictRec: DurabilityRecord = { epoch: 4, node: 'db1', mode: 'strict', state: 'active', strict: true, since: 1_000, clients: 2 };
 
-test('decide: fences the old primary first: over SQL, then by its agent\'s report', () => {
-  const replicas = [replica('db2', '0-1-10'), replica('db3', '0-1-11')];
-  assert.equal(kind(decide(view([deadPrimary, ...replicas], { pendingOp: op() }))), 'fence-old');
-  const sqlFailed = op({ steps: [sqlStep('failed', 'ECONNREFUSED')] });
-  assert.match(reason(decide(view([deadPrimary, ...replicas], { pendingOp: sqlFailed }))), /waiting for db1's agent to report its node fenced/);
-  const d = decide(view([{ ...deadPrimary, fenced: true }, ...replicas], { pendingOp: sqlFailed }));
-  assert.equal(kind(d), 'record-fenced');
-  assert.match(reason(d), /reported its node fenced/);
+// Invariant 4: which observations prove the old primary fenced, and which do not. Each row: the old
+// primary's member key as etcd shows it (undefined: its key is gone), what decide() must do.
+const proofCases: Array<[string, MemberState | undefined, Partial<ClusterView>, string, RegExp]> = [
+  ['its agent fenced it for this failover and read it back', member('db1', { fenced: true, fencedFor: 5 }, { readOnly: true }), {}, 'record-fenced', /agent killed its client sessions, set read_only and read it back, for epoch 5/],
+  ['its agent fenced it, but for no failover (a lapsed lease, say): not a proof for this one', member('db1', { fenced: true, fencedFor: null }, { readOnly: true }), {}, 'fence-old', /its agent fenced it before this failover/],
+  ['its agent fenced it for an earlier failover', member('db1', { fenced: true, fencedFor: 3 }, { readOnly: true }), {}, 'fence-old', /cannot prove db1 fenced/],
+  ['its agent saw a refused connection on its own host', { ...deadPrimary, serverGone: 'connection refused on this host (127.0.0.1)' }, {}, 'record-fenced', /server-gone|connection refused on this host/],
+  ['a hung server (timeouts) is not down: no proof', hung, {}, 'fence-old', /not answering \(PRIMACY_SESSION_TIMEOUT.*which is not down/],
+  ['a refused connection its agent did not call gone (a remote host) is not a proof', deadPrimary, {}, 'fence-old', /cannot prove db1 fenced/],
+  ['an expired lease (no member key) is not a proof', undefined, {}, 'fence-old', /its agent is gone \(its lease expired\), and an expired lease proves nothing/],
+  ['semi-sync with fallback: a revoke proves nothing, and the text says so', undefined, { durabilityMode: 'semi-sync' }, 'fence-old', /a revoked db1 could still acknowledge writes once semi-sync falls back/],
+  ['strict semi-sync seen on the old primary: revoke first', undefined, { durabilityMode: 'strict', durabilityRecord: strictRec }, 'revoke', /strict semi-sync: the replicas stop receiving from db1 first/],
+  ['strict mode, but the old primary was never seen strict: no shortcut', undefined, { durabilityMode: 'strict', durabilityRecord: { ...strictRec, strict: false } }, 'fence-old', /strict semi-sync was not confirmed on db1/],
+  ['a strict record of another epoch is not this primary\'s', undefined, { durabilityMode: 'strict', durabilityRecord: { ...strictRec, epoch: 3 } }, 'fence-old', /not confirmed/],
+  ['the cluster left strict mode: the old record no longer counts', undefined, { durabilityMode: 'semi-sync', durabilityRecord: strictRec }, 'fence-old', /durability is semi-sync/],
+];
+
+for (const [name, old, over, want, text] of proofCases) {
+  test(`proof: ${name}`, () => {
+    const members = [...(old ? [old] : []), replica('db2', '0-1-10'), replica('db3', '0-1-11')];
+    const d = decide(view(members, { pendingOp: op(), ...over }));
+    assert.equal(kind(d), want, JSON.stringify(d));
+    const said = d.kind === 'fence-old' ? `${d.waiting}. ${d.advice}` : d.kind === 'record-fenced' ? `${d.proof.kind}: ${d.proof.detail}` : reason(d);
+    assert.match(said, text);
+  });
+}
+
+test('proof: while waiting, the advice names what an operator can do, and leaves out what is already in place', () => {
+  const d = decide(view([replica('db2', '0-1-10'), replica('db3', '0-1-10')], { pendingOp: op() }));
+  assert.ok(d.kind === 'fence-old');
+  assert.match(d.advice, /configure fencing.command .*strict semi-sync.*primacy failover --to NODE --unfenced/);
+  const configured = decide(view([replica('db2', '0-1-10')], { pendingOp: op(), fencingCommand: true, durabilityMode: 'strict' }));
+  assert.ok(configured.kind === 'fence-old');
+  assert.doesNotMatch(configured.advice, /fencing.command|durability strict/);
 });
 
-test('decide: a primary whose agent is gone is fenced over SQL, or counted fenced by its expired lease', () => {
-  const replicas = [replica('db2', '0-1-10'), replica('db3', '0-1-10')];
-  assert.equal(kind(decide(view(replicas, { pendingOp: op() }))), 'fence-old');
-  assert.match(reason(decide(view(replicas, { pendingOp: op({ steps: [sqlStep('ok', 'read_only=ON')] }) }))), /fenced db1 over SQL/);
-  assert.match(reason(decide(view(replicas, { pendingOp: op({ steps: [sqlStep('failed', 'timeout')] }) }))), /lease expired/);
+test('proof: strict semi-sync proves it once every known replica has revoked, and as many as the old primary had', () => {
+  const base = { durabilityMode: 'strict' as const, durabilityRecord: strictRec };
+  const strictOp = op({ steps: [revokeStep()] });
+  const one = decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-11')], { ...base, pendingOp: strictOp }));
+  assert.ok(one.kind === 'fence-old' && /db3 has not stopped receiving from db1/.test(one.waiting), JSON.stringify(one));
+  // db3's agent is gone: it is known from the op record, and its mysqld may still acknowledge.
+  const gone = decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped')], { ...base, pendingOp: strictOp }));
+  assert.ok(gone.kind === 'fence-old' && /db3 has not stopped/.test(gone.waiting), JSON.stringify(gone));
+  const both = [replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-11', { revokedEpoch: 5 }, 'stopped')];
+  const d = decide(view(both, { ...base, pendingOp: strictOp }));
+  assert.ok(d.kind === 'record-fenced' && d.proof.kind === 'strict-semi-sync', JSON.stringify(d));
+  // Three semi-sync replicas were connected, two are known: one without an agent may still acknowledge.
+  const unseen = decide(view(both, { ...base, durabilityRecord: { ...strictRec, clients: 3 }, pendingOp: strictOp }));
+  assert.ok(unseen.kind === 'fence-old' && /reported 3 semi-sync replicas but only 2 are known/.test(unseen.waiting), JSON.stringify(unseen));
 });
 
-test('decide: once fenced, waits for every answering replica to revoke, then promotes the most advanced', () => {
-  const fenced = op({ steps: [fencedStep('fenced over SQL')] });
+test('proof: an operator\'s --unfenced failover request is the proof "operator", taken with its target', () => {
+  const requests = new Map([['7-x', { kind: 'failover' as const, to: 'db3', force: false, unfenced: true, requestedAt: 1, by: 'ops@host' }]]);
+  const d = decide(view([hung, replica('db2', '0-1-10'), replica('db3', '0-1-11')], { pendingOp: op(), requests }));
+  assert.ok(d.kind === 'record-fenced' && d.proof.kind === 'operator' && d.request?.id === '7-x' && d.request.to === 'db3', JSON.stringify(d));
+  assert.match(d.proof.detail, /operator override \(request 7-x, by ops@host\)/);
+  // With a healthy ready primary there is nothing to override: refused, never a fence skipped.
+  const healthy = member('db1', {}, { readOnly: false, heartbeatEpoch: 4 });
+  const refused = decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), replica('db3', '0-1-10', {}, 'running')], { requests }));
+  assert.equal(kind(refused), 'request-refused');
+  assert.match(reason(refused), /no failover waits for a fencing proof/);
+});
+
+test('decide: once proven, the replicas still receiving first take the fenced primary\'s last transactions (bounded), then revoke', () => {
+  const final = op({ proof: proven('agent-fenced', '0-1-12'), steps: [fencedStep('x')] });
+  const receiving = (node: string, received: string) => replica(node, received, {}, 'running');
+  const d = decide(view([member('db1', { fenced: true, fencedFor: 5 }, { readOnly: true }), receiving('db2', '0-1-12'), receiving('db3', '0-1-11')], { pendingOp: final }));
+  assert.equal(kind(d), 'await');
+  assert.match(reason(d), /waiting for db3 to receive db1's last transactions \(0-1-12\)/);
+  assert.equal(kind(decide(view([receiving('db2', '0-1-12'), receiving('db3', '0-1-12')], { pendingOp: final }))), 'revoke');
+  const late = decide(view([receiving('db2', '0-1-12'), receiving('db3', '0-1-11')], { pendingOp: final, now: 9_600 + timings.revokeWaitMs }));
+  assert.equal(kind(late), 'revoke');
+  assert.match(reason(late), /db3 did not receive db1's last transactions within 2000 ms/);
+  // Without a final position (the server is gone), the revoke is at once.
+  assert.equal(kind(decide(view([receiving('db2', '0-1-10')], { pendingOp: op({ proof: proven('server-gone'), steps: [fencedStep('x')] }) }))), 'revoke');
+});
+
+test('decide: once revoking, waits for every answering replica to revoke, then promotes the most advanced', () => {
   const notYet = [deadPrimary, replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-11')];
-  assert.match(reason(decide(view(notYet, { pendingOp: fenced }))), /waiting for db3 to stop receiving/);
+  assert.match(reason(decide(view(notYet, { pendingOp: revoking() }))), /waiting for db3 to stop receiving/);
   const revoked = [deadPrimary, replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-11', { revokedEpoch: 5 }, 'stopped')];
-  const d = decide(view(revoked, { pendingOp: fenced }));
-  assert.ok(d.kind === 'promote' && d.node === 'db3' && d.fencedBy === 'fenced over SQL', JSON.stringify(d));
+  const d = decide(view(revoked, { pendingOp: revoking() }));
+  assert.ok(d.kind === 'promote' && d.node === 'db3' && d.fencedBy === 'sql-fenced: sql-fenced evidence', JSON.stringify(d));
 });
 
 test('decide: a replica that never answers the revoke makes the failover abort: too few nodes answer', () => {
-  const fenced = op({ steps: [fencedStep('x')] });
-  const d = decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), member('db3', { health: 'down' }, null)], { pendingOp: fenced, now: 9_600 + 2_001 }));
+  const d = decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), member('db3', { health: 'down' }, null)], { pendingOp: revoking(), now: 9_600 + 2_001 }));
   assert.equal(kind(d), 'failover-abort');
   assert.match(reason(d), /too few nodes answer .* db3/);
   // db3's key vanished entirely (its agent died too): it is still known from the op record.
-  assert.equal(kind(decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped')], { pendingOp: fenced }))), 'failover-abort');
+  assert.equal(kind(decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped')], { pendingOp: revoking() }))), 'failover-abort');
 });
 
 test('decide: a new coordinator resumes a running failover from its record', () => {
   const revoked = [replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-10', { revokedEpoch: 5 }, 'stopped')];
-  const half = op({ coordinator: { node: 'db3', revision: '3' }, steps: [sqlStep('ok'), fencedStep('fenced over SQL')] });
-  assert.equal(kind(decide(view(revoked, { pendingOp: half }))), 'promote');
+  assert.equal(kind(decide(view(revoked, { pendingOp: revoking({ coordinator: { node: 'db3', revision: '3' } }) }))), 'promote');
 });
 
 test('decide: a diverged member is named with its extra GTIDs in the epoch\'s record, once', () => {
   const current = op({ epoch: 4, outcome: 'done', endedAt: 1 });
   const healthy = member('db1', {}, { readOnly: false, heartbeatEpoch: 4 });
   const diverged = member('db3', { errant: '0-3-11', role: 'diverged' });
-  const d = decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), diverged], { currentOp: current }));
+  const durabilityRecord = { epoch: 4, node: 'db1', mode: 'semi-sync' as const, state: 'off' as const, strict: false, since: 1, clients: 0 };
+  const d = decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), diverged], { currentOp: current, durabilityRecord }));
   assert.equal(kind(d), 'note-diverged');
   assert.match(reason(d), /db3 has transactions db1 lacks: 0-3-11/);
   const noted = { ...current, steps: [{ name: 'diverged db3', startedAt: 1, endedAt: 1, outcome: 'failed' as const, detail: '' }] };
-  assert.equal(kind(decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), diverged], { currentOp: noted }))), 'none');
+  assert.equal(kind(decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), diverged], { currentOp: noted, durabilityRecord }))), 'none');
 });
 
 test('decide: a candidate that dies while being promoted is failed over like any primary', () => {
@@ -260,7 +324,7 @@ test('stall: when the stuck candidate holds writes no other node received, Prima
 });
 
 test('stall: the failover that follows promotes only a node with everything the stuck candidate received', () => {
-  const fenced = op({ epoch: 6, from: 'db2', mustContain: '0-1-12', steps: [fencedStep('fenced over SQL')] });
+  const fenced = op({ epoch: 6, from: 'db2', mustContain: '0-1-12', proof: proven(), steps: [fencedStep('x'), revokeStep()] });
   const fromDb2 = (node: string, received: string) =>
     member(node, { revokedEpoch: 6 }, { serverId: Number(node.slice(2)), replication: replicatingFrom('127.0.0.1', 3302, { ioState: 'stopped' }), gtid: { executed: received, received }, lagMs: 100 });
   const base = { primary: promotingDb2, now: 20_000 };

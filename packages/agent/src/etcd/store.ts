@@ -7,6 +7,7 @@ import type { Etcd3, IKeyValue, IRequestOp } from 'etcd3';
 import {
   ClientRegistrationSchema,
   ClusterConfigSchema,
+  DurabilityRecordSchema,
   EpochSchema,
   EtcdValueError,
   MemberStateSchema,
@@ -20,6 +21,7 @@ import {
   type ClientRegistration,
   type ClusterConfig,
   type ClusterKeys,
+  type DurabilityRecord,
   type MemberState,
   type OpRecord,
   type OperatorRequest,
@@ -42,6 +44,8 @@ export interface ClusterSnapshot {
   readonly primaryModRevision: string;
   readonly epoch: number;
   readonly config: ClusterConfig;
+  /** The coordinator's record of the primary's semi-sync state; null when none was written yet. */
+  readonly durability: DurabilityRecord | null;
   /** The record of the operation that made the current epoch, if any. */
   readonly currentOp: OpRecord | null;
   /** The record for the next epoch: a failover or switchover under way, or the last refused one. */
@@ -95,7 +99,7 @@ export class ClusterStore {
     // changed in between) costs a second transaction.
     const c = this.client;
     const guess = this.#opEpoch;
-    const [memberKvs, electionKvs, primaryKvs, epochKvs, configKvs, requestKvs, clientKvs, currentGuess, pendingGuess] = await this.#readAll([
+    const [memberKvs, electionKvs, primaryKvs, epochKvs, configKvs, requestKvs, clientKvs, durabilityKvs, currentGuess, pendingGuess] = await this.#readAll([
       c.getAll().prefix(k.membersPrefix),
       c.getAll().prefix(`${k.election}/`).sort('Create', 'Ascend'),
       c.get(k.primary),
@@ -103,6 +107,7 @@ export class ClusterStore {
       c.get(k.config),
       c.getAll().prefix(k.requestsPrefix),
       c.getAll().prefix(k.clientsPrefix),
+      c.get(k.durability),
       c.get(k.op(guess)),
       c.get(k.op(guess + 1)),
     ]);
@@ -143,6 +148,7 @@ export class ClusterStore {
       primaryModRevision: primaryKv ? String(primaryKv.mod_revision) : '0',
       epoch,
       config: decode(ClusterConfigSchema, k.config, configRaw) ?? ClusterConfigSchema.parse({}),
+      durability: decode(DurabilityRecordSchema, k.durability, valueOf(durabilityKvs)),
       currentOp: opEpoch > 0 ? decode(OpRecordSchema, k.op(opEpoch), currentRaw) : null,
       pendingOp: decode(OpRecordSchema, k.op(opEpoch + 1), pendingRaw),
       requests,

@@ -165,7 +165,7 @@ describe('MySQL driver on recorded output: statements', () => {
         [
           'setSemiSyncSource(true)',
           (d) => d.setSemiSyncSource(true, 5000),
-          [MYSQL_DIALECT, 'SET GLOBAL rpl_semi_sync_source_timeout = ?', 'SET GLOBAL rpl_semi_sync_source_enabled = ON'],
+          [MYSQL_DIALECT, 'SET GLOBAL rpl_semi_sync_source_timeout = ?', 'SET GLOBAL rpl_semi_sync_source_wait_no_replica = ON', 'SET GLOBAL rpl_semi_sync_source_enabled = ON'],
         ],
         ['setSemiSyncSource(false)', (d) => d.setSemiSyncSource(false, 5000), [MYSQL_DIALECT, 'SET GLOBAL rpl_semi_sync_source_enabled = OFF']],
         [
@@ -239,6 +239,7 @@ describe('MySQL driver on recorded output: statements', () => {
       'START REPLICA',
       MYSQL_DIALECT,
       'SET GLOBAL rpl_semi_sync_master_timeout = ?',
+      'SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON',
       'SET GLOBAL rpl_semi_sync_master_enabled = ON',
       MYSQL_DIALECT,
       'SET GLOBAL rpl_semi_sync_slave_enabled = OFF',
