@@ -45,10 +45,9 @@ describe('failover', () => {
     const { p, op } = await failedOverFrom(c, old.node, old.epoch);
     await waitFor('a write on the new primary', () => writer.firstAckAfter(killedAt) ?? undefined, { timeoutMs: 10_000 });
     assert.ok(op.candidates.some((v) => v.node === p.node && v.reason === 'chosen'), JSON.stringify(op.candidates));
-    assert.deepEqual(
-      op.steps.map((s) => s.name).filter((n) => n !== 'fence over SQL'),
-      ['detect', 'fence', 'fenced', 'revoke', 'choose', 'write primary', 'ready'],
-    );
+    assert.deepEqual(op.steps.map((s) => s.name), ['detect', 'fence', 'fenced', 'revoke', 'choose', 'write primary', 'ready']);
+    // A refused connection on the agent's own host is the proof: mysqld is gone, not merely silent.
+    assert.equal(op.proof?.kind, 'server-gone', JSON.stringify(op.proof));
     assert.ok(op.steps.every((s) => s.endedAt !== null && s.outcome !== 'running'), JSON.stringify(op.steps));
     // The old primary comes back read-only. If everything it has is on the new primary it replicates
     // from it; if a commit was cut off by the kill, its crash recovery keeps a transaction nobody else
@@ -77,8 +76,9 @@ describe('failover', () => {
     const old = (await c.primary())!;
     await c.agents.get(old.node)!.kill();
     const { op } = await failedOverFrom(c, old.node, old.epoch);
-    const fence = op.steps.find((s) => s.name === 'fence over SQL');
-    assert.equal(fence?.outcome, 'ok', JSON.stringify(op.steps));
+    // An expired lease proves nothing: the proof is the coordinator's own fence, read back.
+    assert.equal(op.proof?.kind, 'sql-fenced', JSON.stringify(op.proof));
+    assert.match(op.proof?.detail ?? '', /read_only read back ON/);
     assert.equal((await c.server(old.node).query<{ ro: number }>('SELECT @@global.read_only AS ro'))[0]?.ro, 1);
     // The old primary comes back with nothing the new primary lacks: fenced before the replicas were
     // revoked, everything in its binlog reached them. Its agent, restarted, rejoins it as a replica.
