@@ -5,7 +5,9 @@
  */
 import {
   GtidParseError,
+  formatGtid,
   gtidContains,
+  mergeGtid,
   mostAdvanced,
   parseGtid,
   type CandidateVerdict,
@@ -209,12 +211,13 @@ function decideFailover(v: ClusterView, p: Primary): Decision {
   if (last?.kind === 'failover' && last.outcome === 'aborted' && last.from === p.node && last.request === null && v.now - (last.endedAt ?? 0) < v.timings.failoverRetryMs) {
     return { kind: 'await', reason: `the failover of ${p.node} aborted (${last.reason}); trying again ${v.timings.failoverRetryMs} ms after` };
   }
-  const holders = failure.mustContain === undefined ? null : holdersOf(failure.mustContain, v.members, p.node);
+  const mustContain = candidateHolds(v, p, failure.mustContain);
+  const holders = mustContain === null ? null : holdersOf(mustContain, v.members, p.node);
   const refusal =
     configRefusal(v) ??
     refuseAutomatic(v.config, v.currentOp, v.now, v.timings.antiFlapMs) ??
-    (holders?.length === 0 ? `no other replica has everything ${p.node} received (${failure.mustContain}), which may hold acknowledged writes; ${p.node} keeps trying` : null);
-  if (refusal === null) return { kind: 'failover-start', from: p.node, reason: failure.reason, request: null, mustContain: failure.mustContain ?? null };
+    (holders?.length === 0 ? `no other replica has everything ${p.node} received (${mustContain}), which may hold acknowledged writes; ${p.node} keeps trying` : null);
+  if (refusal === null) return { kind: 'failover-start', from: p.node, reason: failure.reason, request: null, mustContain };
   const reason = `${failure.reason}; failover refused: ${refusal}`;
   // A refusal is recorded once; it is re-evaluated on every tick and recorded again only when its reason changes.
   if (v.pendingOp?.outcome === 'refused' && v.pendingOp.reason === reason) return NONE;
@@ -334,6 +337,27 @@ function recordDurability(v: ClusterView, p: Primary): Decision | null {
   return { kind: 'record-durability', record, reason: `${p.node}'s semi-sync is ${record.state}${record.strict ? ' (strict)' : ''} under durability ${record.mode}` };
 }
 
+/**
+ * What the replacement of a candidate that failed before it was ready must contain: everything it
+ * had received when it was chosen (the primary key's `gtid`), what it received since (a stall), and
+ * the position of the node it was catching up from. Any of it may be the only copy of acknowledged
+ * writes. Null for a ready primary, whose replicas' received sets are compared as usual.
+ */
+function candidateHolds(v: ClusterView, p: Primary, stalled: string | undefined): string | null {
+  if (p.state !== 'promoting') return stalled ?? null;
+  const op = v.currentOp?.epoch === p.epoch ? v.currentOp : null;
+  const parts = [p.gtid, stalled ?? '', op?.catchUpFrom?.gtid ?? ''].filter((g) => g !== '');
+  if (parts.length === 0) return null;
+  const flavor = [...v.members.values()].find((m) => m.server)?.server?.flavor;
+  if (!flavor) return parts.join(',');
+  try {
+    return formatGtid(parts.map((g) => parseGtid(flavor, g)).reduce((a, b) => mergeGtid(a, b)));
+  } catch (err) {
+    if (!(err instanceof GtidParseError)) throw err;
+    return parts[0]!; // requiredPosition() reports what cannot be read
+  }
+}
+
 /** The op's `mustContain` as a position; a string when it cannot be read (the failover must not go on blind). */
 function requiredPosition(op: OpRecord, flavor: Flavor | undefined): { node: string; position: GtidPosition } | null | string {
   if (op.mustContain === null) return null;
@@ -362,6 +386,25 @@ function configRefusal(v: ClusterView): string | null {
   return v.configProblem ? `the etcd config key cannot be read (${v.configProblem}); fix or delete it` : null;
 }
 
+/**
+ * Why `node` could not be promoted now, before a manual failover fences a healthy primary for it;
+ * null when it could. The full rules run again at the choice, on the revoked replicas.
+ */
+export function whyNotPromotable(v: ClusterView, node: string): string | null {
+  const m = v.members.get(node);
+  if (!m) return 'it has no agent';
+  const s = m.server;
+  if (m.health !== 'up' || !s) return `its server is ${m.health}`;
+  if (m.role === 'diverged' || m.errant !== null) return `it has diverged (errant GTIDs ${m.errant ?? 'found by its agent'})`;
+  if (m.noPromote || v.config.nodes[node]?.noPromote === true) return 'it is marked no-promote';
+  const r = s.replication;
+  if (r && !r.sqlRunning) return `its replication SQL thread is stopped${r.lastSqlError ? `: ${r.lastSqlError}` : ''}`;
+  if (r && r.lastSqlError !== '') return `its applier failed: ${r.lastSqlError}`;
+  const limit = v.config.maxLagMs ?? v.timings.maxLagMs;
+  if (s.lagMs !== null && s.lagMs > limit) return `it lags ${s.lagMs} ms, over the ${limit} ms limit`;
+  return null;
+}
+
 /** An operator's request, taken when the primary is ready and nothing else runs. */
 function decideRequest(v: ClusterView, p: Primary, id: string, r: OperatorRequest): Decision {
   const ref: RequestRef = { id, to: r.to, force: r.force };
@@ -377,6 +420,9 @@ function decideRequest(v: ClusterView, p: Primary, id: string, r: OperatorReques
   if (r.kind === 'failover') {
     if (r.unfenced) return { kind: 'request-refused', id, request: r, reason: `no failover waits for a fencing proof; ${p.node} is the ready primary (a failover without --unfenced fences it first)` };
     if (r.to === null) return { kind: 'request-refused', id, request: r, reason: 'a manual failover needs --to NODE' };
+    // Refused before anything is touched: no fence, no killed sessions, for a node that could not be promoted anyway.
+    const unfit = r.force ? null : whyNotPromotable(v, r.to);
+    if (unfit !== null) return { kind: 'request-refused', id, request: r, reason: `${r.to} cannot be promoted: ${unfit} (--force overrides)` };
     return { kind: 'failover-start', from: p.node, reason: `operator request ${id}: fail over to ${r.to}${r.force ? ' (forced)' : ''}`, request: ref, mustContain: null };
   }
   return { kind: 'request-refused', id, request: r, reason: `${r.kind} requests are not supported yet` };

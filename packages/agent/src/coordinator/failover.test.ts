@@ -369,3 +369,77 @@ test('decide: an etcd config key that cannot be read refuses automatic failover 
   assert.match(reason(request), /config key cannot be read/);
   assert.equal(kind(decide({ ...v, configProblem: null })), 'failover-start');
 });
+
+// ---- never the wrong node (issue 10) ----------------------------------------------------------
+
+test('choose: a node its agent marked diverged is neither a candidate nor a catch-up source, whatever its priority', () => {
+  const diverged = replica('db3', '0-1-12', { role: 'diverged', errant: '0-3-11' });
+  const byPriority = { paused: false, nodes: { db3: { priority: 100 } } };
+  const c = choice([replica('db2', '0-1-12'), diverged], { config: byPriority });
+  assert.ok(c.ok && c.node === 'db2' && c.catchUpFrom === null, JSON.stringify(c));
+  assert.match(c.verdicts.find((v) => v.node === 'db3')?.reason ?? '', /diverged: errant GTIDs 0-3-11/);
+  const preferred = choice([replica('db2', '0-1-12'), diverged], { preferred: 'db3' });
+  assert.ok(!preferred.ok && /db3 cannot be promoted: diverged/.test(preferred.reason), JSON.stringify(preferred));
+  // db2 behind: the diverged db3 is not the node it catches up from.
+  const behind = choice([replica('db2', '0-1-11'), replica('db4', '0-1-10'), replica('db3', '0-1-11', { role: 'diverged', errant: '0-3-9' })], { preferred: 'db4' });
+  assert.ok(behind.ok && behind.node === 'db4' && behind.catchUpFrom === 'db2', JSON.stringify(behind));
+  assert.equal(choice([replica('db2', '0-1-12'), diverged], { preferred: 'db3', force: true }).ok, true, '--force overrides');
+});
+
+test('choose: on MariaDB, errant writes a later GTID hides in the position are found in gtid_binlog_state', () => {
+  // db3 wrote 0-3-11 itself, then received 0-1-12: its position reads 0-1-12, its state keeps both.
+  const hidden = member('db3', {}, { serverId: 3, replication: fromDb1(), gtid: { executed: '0-1-12', received: '0-1-12', binlogState: '0-1-12,0-3-11' }, lagMs: 100 });
+  const clean = member('db2', {}, { serverId: 2, replication: fromDb1(), gtid: { executed: '0-1-12', received: '0-1-12', binlogState: '0-1-12' }, lagMs: 100 });
+  const c = choice([clean, hidden], { config: { paused: false, nodes: { db3: { priority: 10 } } } });
+  assert.ok(c.ok && c.node === 'db2', JSON.stringify(c));
+  assert.match(c.verdicts.find((v) => v.node === 'db3')?.reason ?? '', /errant GTIDs 0-3-11/);
+});
+
+test('choose: a node with errant GTIDs that alone received the old primary\'s last writes is not silently passed over', () => {
+  // db3 wrote 9-3-1 itself (errant) but also received 0-1-12 from db1, which db2 lacks: it may be acknowledged.
+  const c = choice([replica('db2', '0-1-11'), replica('db3', '0-1-12,9-3-1')], { oldPrimaryGtid: parseGtid('mariadb', '0-1-12') });
+  assert.ok(!c.ok, JSON.stringify(c));
+  assert.match(c.reason, /db3 has errant GTIDs, and also received 0-1-12 that no eligible replica has/);
+  const same = choice([replica('db2', '0-1-12'), replica('db3', '0-1-12,9-3-1')], { oldPrimaryGtid: parseGtid('mariadb', '0-1-12') });
+  assert.ok(same.ok && same.node === 'db2', 'nothing is lost when the eligible node has it all');
+});
+
+test('request: a manual failover to a node that could not be promoted is refused before anything is touched', () => {
+  const healthy = member('db1', {}, { readOnly: false, heartbeatEpoch: 4 });
+  const request = (to: string, force = false) => new Map([['9-r', { kind: 'failover' as const, to, force, unfenced: false, requestedAt: 1, by: 't' }]]);
+  const durabilityRecord = { epoch: 4, node: 'db1', mode: 'semi-sync' as const, state: 'off' as const, strict: false, since: 1, clients: 0 };
+  const rows: Array<[string, MemberState, RegExp]> = [
+    ['diverged', replica('db3', '0-1-10', { role: 'diverged', errant: '0-3-11' }, 'running'), /it has diverged \(errant GTIDs 0-3-11\)/],
+    ['no-promote', replica('db3', '0-1-10', { noPromote: true }, 'running'), /marked no-promote/],
+    ['lagging', member('db3', {}, { serverId: 3, replication: fromDb1(), gtid: { executed: '0-1-10', received: '0-1-10' }, lagMs: 60_000 }), /lags 60000 ms, over the 10000 ms limit/],
+    ['applier stopped', member('db3', {}, { serverId: 3, replication: fromDb1({ sqlRunning: false, lastSqlError: 'Duplicate entry' }), gtid: { executed: '0-1-10', received: '0-1-10' }, lagMs: 100 }), /SQL thread is stopped: Duplicate entry/],
+    ['down', member('db3', { health: 'down' }, null), /its server is down/],
+  ];
+  for (const [name, db3, why] of rows) {
+    const d = decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), db3], { requests: request('db3'), durabilityRecord }));
+    assert.equal(kind(d), 'request-refused', name);
+    assert.match(reason(d), why, name);
+  }
+  const forced = decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), rows[1]![1]], { requests: request('db3', true), durabilityRecord }));
+  assert.equal(kind(forced), 'failover-start', '--force overrides');
+});
+
+test('request: a switchover to a target too far behind to catch up in time is refused before writes are held', () => {
+  const healthy = member('db1', {}, { readOnly: false, heartbeatEpoch: 4 });
+  const slow = member('db2', {}, { serverId: 2, replication: fromDb1({ ioState: 'running' }), gtid: { executed: '0-1-10', received: '0-1-10' }, lagMs: 9_000 });
+  const requests = new Map([['9-s', { kind: 'switchover' as const, to: 'db2', force: false, unfenced: false, requestedAt: 1, by: 't' }]]);
+  const d = decide(view([healthy, slow, replica('db3', '0-1-10', {}, 'running')], { requests, timings: { ...timings, switchoverCatchUpMs: 5_000 } }));
+  assert.equal(kind(d), 'request-refused');
+  assert.match(reason(d), /db2 lags 9000 ms, more than the 5000 ms a switchover waits/);
+});
+
+test('a candidate that dies while promoting: the next failover must contain everything it had received, and its catch-up source\'s position', () => {
+  const promoting = primary('db2', { epoch: 5, state: 'promoting', gtid: '0-1-12' });
+  const d = decide(view([replica('db1', '0-1-12'), replica('db3', '0-1-11')], { primary: promoting, epoch: 5 }));
+  assert.ok(d.kind === 'failover-start' && d.mustContain === '0-1-12', JSON.stringify(d));
+  // db2 (preferred) was catching up from db3, which had 0-1-14: the replacement needs that too.
+  const catching = op({ epoch: 5, kind: 'failover', to: 'db2', catchUpFrom: { node: 'db3', host: '127.0.0.1', port: 3303, gtid: '0-1-14' } });
+  const stalled = member('db2', {}, { serverId: 2, replication: fromDb1({ ioState: 'running' }), gtid: { executed: '0-1-9', received: '0-1-12' } });
+  const s = decide(view([stalled, replica('db1', '0-1-12'), replica('db3', '0-1-14')], { primary: { ...promoting, since: 0 }, epoch: 5, currentOp: catching, now: 1 + timings.relayApplyTimeoutMs + PROMOTION_GRACE_MS }));
+  assert.ok(s.kind === 'failover-start' && s.mustContain === '0-1-14', JSON.stringify(s));
+});

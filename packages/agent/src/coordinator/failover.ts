@@ -2,7 +2,7 @@
  * Automatic failover, decided purely: is the primary failed, may it be replaced, and by whom.
  * The rules follow DESIGN.md invariants 4, 5, 8 and 9; each has a table test in failover.test.ts.
  */
-import { errantGtids, gtidContains, formatGtid, mostAdvanced, parseGtid, type ClusterConfig, type CandidateVerdict, type GtidPosition, type MemberState, type OpRecord, type Primary } from '@primacy/common';
+import { errantGtids, gtidContains, gtidMissing, formatGtid, mariaStateMissing, mostAdvanced, parseGtid, withoutOrigin, type ClusterConfig, type CandidateVerdict, type GtidPosition, type MemberState, type OpRecord, type Primary } from '@primacy/common';
 import { positionOf } from './decide.js';
 
 export interface Failure {
@@ -136,11 +136,12 @@ export function chooseCandidate(i: ChoiceInput): Choice {
     if (i.oldPrimaryGtid) others.push(i.oldPrimaryGtid);
     // What a stalled candidate received came from the primary before it: not errant on the node that wrote it.
     if (i.required) others.push(i.required.position);
-    const errant = errantGtids(positionOf(m) ?? pos, s, others);
+    const errant = m.errant ?? (errantGtids(positionOf(m) ?? pos, s, others) || mariaStateErrant(m, usable, i.oldPrimaryGtid));
     const noPromote = m.noPromote || i.config.nodes[m.node]?.noPromote === true;
     const lag = s.lagMs === null ? null : s.lagMs - minLag;
     const refusal =
-      errant !== '' ? `errant GTIDs ${errant}`
+      m.role === 'diverged' || m.errant !== null ? `diverged: errant GTIDs ${errant || 'found by its agent'}`
+      : errant !== '' ? `errant GTIDs ${errant}`
       : noPromote ? 'marked no-promote'
       : !s.logBin ? 'binary log is off'
       : olderMajor(majorVersion(s.version), newest) ? `older major version ${s.version}`
@@ -152,9 +153,13 @@ export function chooseCandidate(i: ChoiceInput): Choice {
   }
 
   // A node with errant GTIDs is neither a candidate nor a source to catch up from: its extra writes would spread.
-  const sources = usable.filter((m) => !verdicts.get(m.node)!.reason.startsWith('errant'));
+  const isErrant = (m: MemberState): boolean => /^(diverged|errant)/.test(verdicts.get(m.node)!.reason);
+  const sources = usable.filter((m) => !isErrant(m));
   if (sources.length === 0) return { ok: false, reason: 'every replica that answered has errant GTIDs', verdicts: [...verdicts.values()] };
   const best = mostAdvanced(sources.map((m) => received.get(m.node)!));
+  // A node left out for its own errant writes may still hold the old primary's last (acknowledged) ones: never drop those silently.
+  const held = 'index' in best && !i.force ? heldOnlyByErrant(usable.filter(isErrant), received, received.get(sources[best.index]!.node)!) : null;
+  if (held) return { ok: false, reason: held, verdicts: [...verdicts.values()] };
   if ('diverged' in best && !i.force) {
     return { ok: false, reason: 'the replicas\' received positions have diverged: none has every transaction', verdicts: [...verdicts.values()] };
   }
@@ -181,6 +186,41 @@ export function chooseCandidate(i: ChoiceInput): Choice {
     : `${pick.node} has the most advanced received GTID position ${pick.server!.gtid.received}` +
       (ranked.filter(advanced).length > 1 ? `; priority and name broke the tie` : '');
   return { ok: true, node: pick.node, reason: why, catchUpFrom, verdicts: finish(verdicts, pick.node, bestNode) };
+}
+
+/**
+ * MariaDB: what the node wrote itself that its binlog state shows and no other answering node's
+ * state (nor the old primary's position) has. Positions keep one GTID per domain and hide such a
+ * write once the node received a later one from the primary; `gtid_binlog_state` keeps every
+ * (domain, server) pair.
+ */
+function mariaStateErrant(m: MemberState, usable: readonly MemberState[], oldPrimary: GtidPosition | null): string {
+  const mine = m.server?.gtid.binlogState;
+  if (m.server?.flavor !== 'mariadb' || mine === undefined || mine === '') return '';
+  const others = usable.filter((o) => o.node !== m.node).map((o) => o.server?.gtid.binlogState ?? o.server?.gtid.executed ?? '');
+  if (oldPrimary) others.push(formatGtid(oldPrimary));
+  try {
+    const missing = mariaStateMissing(mine, others.filter(Boolean).join(','));
+    return missing.split(',').filter((g) => g !== '' && Number(g.split('-')[1]) === m.server!.serverId).join(',');
+  } catch {
+    return ''; // a state that cannot be read proves nothing here; positions were checked already
+  }
+}
+
+/** Why the most advanced eligible position lacks what an errant node received from elsewhere; null when it has it all. */
+function heldOnlyByErrant(errant: readonly MemberState[], received: ReadonlyMap<string, GtidPosition>, best: GtidPosition): string | null {
+  for (const m of errant) {
+    const pos = received.get(m.node);
+    if (!pos || !m.server) continue;
+    try {
+      const foreign = withoutOrigin(m.server.flavor, formatGtid(pos), m.server);
+      if (foreign === '' || gtidContains(best, parseGtid(m.server.flavor, foreign))) continue;
+      return `${m.node} has errant GTIDs, and also received ${gtidMissing(parseGtid(m.server.flavor, foreign), best)} that no eligible replica has, which may hold acknowledged writes; promoting a less advanced node would lose them (--force overrides)`;
+    } catch {
+      continue;
+    }
+  }
+  return null;
 }
 
 function priorityOf(m: MemberState, config: ClusterConfig): number {

@@ -16,6 +16,11 @@ export function chooseSwitchoverCandidate(v: ClusterView, p: Primary, to: string
   if (!choice.ok) return choice;
   const m = v.members.get(choice.node)!;
   if (!receivesFrom(m, p)) return { ok: false, reason: `${m.node} does not replicate from ${p.node}, so it cannot catch up with it`, verdicts: choice.verdicts };
+  // Refused before the writes are held: a target this far behind (its applier blocked, say) cannot catch up within the switchover's limit.
+  const lag = m.server?.lagMs ?? null;
+  if (!force && lag !== null && lag > v.timings.switchoverCatchUpMs) {
+    return { ok: false, reason: `${m.node} lags ${lag} ms, more than the ${v.timings.switchoverCatchUpMs} ms a switchover waits for it to catch up`, verdicts: choice.verdicts };
+  }
   return choice;
 }
 
