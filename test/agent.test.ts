@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { MemberStateSchema, PrimarySchema, clusterKeys, gtidContains, parseGtid, type MemberState, type Primary } from '@primacy/common';
-import { APP, cleanupAll, startEtcd, startMariaDb, waitFor, type EtcdCluster, type MariaDbCluster } from './harness/index.js';
+import { APP, cleanupAll, freePort, startEtcd, startMariaDb, waitFor, type EtcdCluster, type MariaDbCluster } from './harness/index.js';
 import { harnessDir } from './harness/processes.js';
 import { spawnAgent, startAgent, type AgentProcess } from './support/agents.js';
 
@@ -204,6 +204,27 @@ describe('bad input', () => {
     } finally {
       await a.stop();
     }
+  });
+
+  test('a second agent with the same node name is refused at start, with one line, and takes nothing over', async () => {
+    const before = (await member('db3'))!;
+    const dir = await harnessDir('dup-agent');
+    // db3's name, but db1's server: published under db3's key, it would make the coordinator act on the wrong server.
+    const { agentConfig } = await import('./support/agents.js');
+    const { stringify } = await import('yaml');
+    const file = join(dir, 'agent.yaml');
+    writeFileSync(file, stringify(agentConfig({ ...agentOptions(0), node: 'db3' }, dir, await freePort())));
+    const proc = await spawnAgent(['--config', file], join(dir, 'agent.log'));
+    const exit = await proc.waitExit(20_000);
+    assert.equal(exit.code, 2);
+    const { readFileSync } = await import('node:fs');
+    const out = readFileSync(join(dir, 'agent.log'), 'utf8').split('\n').filter((l) => l.startsWith('primacy-agent:'));
+    assert.equal(out.length, 1, out.join('\n'));
+    assert.match(out[0]!, /another live agent already runs as node db3 in cluster main \(its API: http:\/\/127\.0\.0\.1:\d+/);
+    const after = (await member('db3'))!;
+    assert.equal(after.apiUrl, before.apiUrl, 'db3\'s key is still its own agent\'s');
+    assert.equal(after.port, before.port);
+    assert.equal(agents.get('db3')!.process.isRunning(), true);
   });
 
   test('a malformed value in etcd is logged and ignored', async () => {

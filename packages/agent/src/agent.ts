@@ -55,7 +55,12 @@ export interface AgentDeps {
   readonly clock?: Clock;
   readonly logger?: Logger;
   readonly driver?: NodeDriver;
+  /** The agent cannot run at all (another live agent already runs as this node): one line for the operator. */
+  readonly onFatal?: (line: string) => void;
 }
+
+/** How long a start-up watches another lease on this node's member key, to tell a live agent from a dead one. */
+const CLAIM_WATCH_MS = 1800;
 
 export class Agent {
   readonly config: AgentConfig;
@@ -68,6 +73,10 @@ export class Agent {
   private readonly keeper: LeaseKeeper;
   private readonly coordinator: Coordinator;
   private readonly stopping = new AbortController();
+  private readonly onFatal: (line: string) => void;
+  /** Resolves once no other live agent runs as this node; nothing is published, campaigned or done before. */
+  private claimed: Promise<void> = Promise.resolve();
+  private isClaimed = false;
   private http: HttpApi | null = null;
   private loops: Promise<unknown>[] = [];
   private unwatch: (() => Promise<void>) | null = null;
@@ -108,6 +117,7 @@ export class Agent {
   constructor(config: AgentConfig, deps: AgentDeps = {}) {
     this.config = config;
     this.clock = deps.clock ?? systemClock;
+    this.onFatal = deps.onFatal ?? ((line) => this.log.fatal(line));
     this.log = deps.logger ?? createLogger({ level: config.log.level, cluster: config.cluster, node: config.node, epoch: () => this.primary?.epoch ?? null });
     this.driver =
       deps.driver ??
@@ -154,10 +164,11 @@ export class Agent {
   async start(): Promise<void> {
     this.startedAt = this.clock.now();
     this.http = await startHttpApi({ host: this.config.http.host, port: this.config.http.port, view: () => this.view(), counters: this.counters, logger: this.log });
+    this.claimed = this.claimNode();
     this.keeper.on('granted', (lease, id) => {
       this.log.info({ lease: id }, 'lease granted');
       this.publishNow = true;
-      void this.joinElection(lease, id);
+      void this.claimed.then(() => this.joinElection(lease, id));
     });
     this.keeper.on('lapsed', (reason) => {
       this.counters.leaseLosses += 1;
@@ -175,7 +186,10 @@ export class Agent {
     });
     this.keeper.on('etcdError', (err) => this.etcdFailed(err));
     this.keeper.on('etcdOk', () => this.etcdRecovered());
-    this.loops = [this.keeper.run(), this.nodeLoop(), this.clusterLoop()];
+    void this.claimed.then(() => {
+      this.isClaimed = true;
+    });
+    this.loops = [this.keeper.run(), this.nodeLoop(), this.claimed.then(() => this.clusterLoop())];
     this.log.info({ api: this.apiUrl }, 'agent started');
   }
 
@@ -203,6 +217,43 @@ export class Agent {
     await this.driver.close();
     this.etcd.close();
     this.log.info('agent stopped');
+  }
+
+  /**
+   * Refuses to run beside another live agent of the same node name: two agents publishing one
+   * member key, each for its own server, would let the coordinator promote or fence the wrong one.
+   * A key under another lease that etcd keeps renewing belongs to a live agent; one whose lease
+   * runs down is this agent's own earlier run (killed), and is taken over. Retries while etcd is away.
+   */
+  private async claimNode(): Promise<void> {
+    const key = this.store.keys.member(this.config.node);
+    while (!this.stopping.signal.aborted) {
+      try {
+        const kv = (await this.etcd.get(key).exec()).kvs[0];
+        const other = kv && String(kv.lease) !== '0' ? String(kv.lease) : null;
+        if (other === null) return;
+        const ttl = async (): Promise<number> => Number((await this.etcd.leaseClient.leaseTimeToLive({ ID: other })).TTL);
+        const first = await ttl();
+        if (first <= 0) return;
+        await sleep(CLAIM_WATCH_MS, this.stopping.signal);
+        const last = await ttl();
+        // A lease nobody renews loses at least a second in this time; a renewed one does not.
+        if (last < first) return;
+        let holder = 'unknown';
+        try {
+          holder = (JSON.parse(kv!.value.toString()) as { apiUrl?: string }).apiUrl ?? holder;
+        } catch {
+          // the key's value is checked elsewhere; the refusal stands
+        }
+        const line = `another live agent already runs as node ${this.config.node} in cluster ${this.config.cluster} (its API: ${holder}, lease ${other}); give each agent its own node name`;
+        this.log.error(line);
+        this.onFatal(line);
+        await new Promise<never>(() => undefined); // nothing runs after a refusal
+      } catch (err) {
+        this.etcdFailed(err);
+        await sleep(1000, this.stopping.signal);
+      }
+    }
   }
 
   /** Asks for a switchover away from this node and waits, bounded, for another node to be named primary. */
@@ -330,7 +381,7 @@ export class Agent {
 
   private async publish(): Promise<void> {
     const lease = this.keeper.current;
-    if (!lease || !this.keeper.isLive()) return;
+    if (!lease || !this.keeper.isLive() || !this.isClaimed) return;
     const now = this.clock.now();
     const input = this.planInput(this.primary);
     this.revokedEpoch = revokedFor(input) ?? this.revokedEpoch;
@@ -421,6 +472,8 @@ export class Agent {
     }
     const action = planNodeAction(this.planInput(this.primary));
     if (action.kind === 'none') return false;
+    // Until no other live agent runs as this node, the only action is the safe one: fencing.
+    if (!this.isClaimed && action.kind !== 'fence') return false;
     const failed = this.semiSyncFailed;
     if (action.kind === 'semi-sync' && failed?.reason === action.reason && this.clock.now() - failed.at < SEMI_SYNC_RETRY_MS) return false;
     const log = this.log;

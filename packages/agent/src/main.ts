@@ -40,7 +40,7 @@ function readConfig(argv: string[]): AgentConfig {
 
 async function main(): Promise<void> {
   const config = readConfig(process.argv.slice(2));
-  const agent = new Agent(config);
+  const agent = new Agent(config, { onFatal: (line) => fail(line, 2) });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
