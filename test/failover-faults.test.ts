@@ -163,6 +163,21 @@ describe('failover under harder faults', () => {
     await finish(run);
   });
 
+  test('a primary key overwritten with garbage: every node fences, then the coordinator rebuilds it and writes resume on the same primary', async () => {
+    const run = await running();
+    const { c, writer } = run;
+    const old = (await c.primary())!;
+    const brokenAt = Date.now();
+    await c.etcd.put(c.keys.primary).value('{"node": 42');
+    const p = await c.readyPrimary({ timeoutMs: 20_000 });
+    assert.deepEqual([p.node, p.epoch], [old.node, old.epoch], 'the same primary, at the same epoch');
+    await waitFor('writes to resume', () => writer.firstAckAfter(brokenAt + 1) ?? undefined, { timeoutMs: 15_000 });
+    const op = (await c.op(old.epoch))!;
+    assert.ok(op.steps.some((s) => s.name === 'primary repaired'), JSON.stringify(op.steps));
+    process.stdout.write(`# primary key repaired: writes resumed ${writer.firstAckAfter(brokenAt + 1)! - brokenAt} ms after it was overwritten\n`);
+    await finish(run);
+  });
+
   test('etcd stopped entirely for 10 s: the primary fences itself, and writes resume on it when etcd returns', async () => {
     const run = await running();
     const { c, writer } = run;

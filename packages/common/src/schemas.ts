@@ -136,7 +136,8 @@ export type Primary = z.infer<typeof PrimarySchema>;
 
 export const EpochSchema = z.number().int().nonnegative();
 
-export const OpKindSchema = z.enum(['bootstrap', 'failover', 'switchover']);
+/** `rejoin`: a refused rejoin request; `request`: a malformed request, removed (kept in history/ with why). */
+export const OpKindSchema = z.enum(['bootstrap', 'failover', 'switchover', 'rejoin', 'request']);
 export type OpKind = z.infer<typeof OpKindSchema>;
 
 export const OpStepSchema = z.object({

@@ -67,6 +67,8 @@ export class Coordinator {
         durabilityRecord: snap.durability,
         fencingCommand: this.d.config.fencing.command !== undefined,
         configProblem: snap.invalid.find((e) => e.key === this.d.store.keys.config)?.why ?? null,
+        primaryProblem: snap.invalid.find((e) => e.key === this.d.store.keys.primary)?.why ?? null,
+        malformedRequests: snap.invalid.filter((e) => e.key.startsWith(this.d.store.keys.requestsPrefix)).map((e) => ({ id: e.key.slice(this.d.store.keys.requestsPrefix.length), why: e.why })),
         bootstrapPrimary: this.d.config.bootstrap.primary ?? null,
         currentOp: snap.currentOp,
         pendingOp: snap.pendingOp,
@@ -109,6 +111,29 @@ export class Coordinator {
       case 'bootstrap-refused':
         this.logOnce(decision.reason, () => log.warn({ reason: decision.reason }, 'bootstrap refused'));
         return;
+      case 'repair-refused':
+        this.logOnce(decision.reason, () => log.error({ reason: decision.reason }, 'primary key unreadable'));
+        return;
+      case 'repair-primary': {
+        const m = snap.members.get(decision.node);
+        const s = m?.server;
+        const op = snap.currentOp;
+        if (!m || !s || !op) return;
+        const primary: Primary = { node: m.node, host: m.host, port: m.port, epoch: decision.epoch, state: 'ready', since: now, gtid: s.gtid.executed, serverId: s.serverId, serverUuid: s.serverUuid };
+        const ok = await store.commitDecision(token, snap.primaryModRevision, [
+          { key: store.keys.primary, value: primary },
+          { key: store.keys.op(op.epoch), value: { ...op, steps: [...op.steps, step('primary repaired', now, now, 'ok', `the primary key could not be read; rebuilt: ${decision.reason}`)] } },
+        ]);
+        log.warn({ epoch: decision.epoch, member: m.node, reason: decision.reason, applied: ok }, 'the primary key could not be read and was rebuilt');
+        return;
+      }
+      case 'request-dropped': {
+        const key = store.keys.request(decision.id);
+        const op: OpRecord = { ...this.newOp(snap, token, 'request', (p?.epoch ?? snap.epoch) + 1, p?.node ?? null, decision.reason), trigger: `request ${decision.id}`, endedAt: now, outcome: 'refused' };
+        await store.commitDecision(token, snap.primaryModRevision, this.remembered(op), [key]);
+        log.warn({ request: decision.id, reason: decision.reason }, 'malformed request removed');
+        return;
+      }
       case 'bootstrap': {
         const m = snap.members.get(decision.node);
         const s = m?.server;
@@ -198,7 +223,7 @@ export class Coordinator {
         if (!p) return;
         const r = decision.request;
         const op: OpRecord = {
-          ...this.newOp(snap, token, r.kind === 'failover' ? 'failover' : 'switchover', p.epoch + 1, p.node, decision.reason),
+          ...this.newOp(snap, token, r.kind, p.epoch + 1, p.node, decision.reason),
           trigger: `request ${decision.id}`,
           request: { id: decision.id, to: r.to, force: r.force },
           to: r.to,

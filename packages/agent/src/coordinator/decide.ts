@@ -39,6 +39,10 @@ export interface ClusterView {
    * automatically, and no request is taken, until it is fixed.
    */
   readonly configProblem?: string | null;
+  /** Why the `primary` key, which exists, cannot be read; null when it can (or is absent). */
+  readonly primaryProblem?: string | null;
+  /** Request keys that cannot be read, by id, with why. */
+  readonly malformedRequests?: ReadonlyArray<{ readonly id: string; readonly why: string }>;
   /** The cluster's durability: the etcd config's, else the coordinator's own replication.semiSync. */
   readonly durabilityMode?: Durability;
   /** The coordinator's record of the primary's semi-sync state. */
@@ -80,6 +84,10 @@ export type Decision =
   | { readonly kind: 'none' }
   | { readonly kind: 'bootstrap'; readonly node: string; readonly reason: string }
   | { readonly kind: 'bootstrap-refused'; readonly reason: string }
+  /** The `primary` key cannot be read: rebuilt from the newest finished operation and the members' state. */
+  | { readonly kind: 'repair-primary'; readonly node: string; readonly epoch: number; readonly reason: string }
+  | { readonly kind: 'repair-refused'; readonly reason: string }
+  | { readonly kind: 'request-dropped'; readonly id: string; readonly reason: string }
   | { readonly kind: 'mark-ready'; readonly node: string; readonly epoch: number; readonly reason: string }
   | { readonly kind: 'failover-start'; readonly from: string; readonly reason: string; readonly request: RequestRef | null; readonly mustContain: string | null }
   | { readonly kind: 'request-refused'; readonly id: string; readonly request: OperatorRequest; readonly reason: string }
@@ -111,7 +119,9 @@ export type Decision =
 const NONE: Decision = { kind: 'none' };
 
 export function decide(v: ClusterView): Decision {
-  if (v.primary === null) return decideBootstrap(v);
+  const bad = v.malformedRequests?.[0];
+  if (bad) return { kind: 'request-dropped', id: bad.id, reason: `the request ${bad.id} cannot be read (${bad.why}); removed` };
+  if (v.primary === null) return v.primaryProblem ? decideRepair(v, v.primaryProblem) : decideBootstrap(v);
   const p = v.primary;
   const op = v.pendingOp;
   if (op && op.outcome === 'running' && op.kind === 'failover') return continueFailover(v, p, op);
@@ -185,6 +195,25 @@ export function decideBootstrap(v: ClusterView): Decision {
     return { kind: 'bootstrap-refused', reason: `${only.node} has no replication source but ${bestNode.node} is more advanced` };
   }
   return { kind: 'bootstrap', node: only.node, reason: `${only.node} is the only node without a replication source and has every transaction` };
+}
+
+/**
+ * A `primary` key that cannot be read fences every node (their agents see no primary). It is
+ * rebuilt, at the same epoch and `ready`, only from evidence that leaves no doubt: the newest
+ * operation finished promoting that node, nothing runs after it, its agent reports it at that
+ * epoch's heartbeat, and no member reports a later one.
+ */
+export function decideRepair(v: ClusterView, problem: string): Decision {
+  const refuse = (why: string): Decision => ({ kind: 'repair-refused', reason: `the primary key cannot be read (${problem}) and cannot be rebuilt: ${why}; fix it with etcdctl` });
+  const op = v.currentOp;
+  if (!op || op.epoch !== v.epoch || op.outcome !== 'done' || op.to === null) return refuse(`the newest operation (epoch ${v.epoch}) did not finish a promotion`);
+  if (v.pendingOp?.outcome === 'running') return refuse(`an operation of epoch ${v.pendingOp.epoch} is under way`);
+  const m = v.members.get(op.to);
+  if (!m?.server || m.health !== 'up') return refuse(`${op.to}, promoted at epoch ${op.epoch}, does not answer`);
+  if (m.server.heartbeatEpoch !== op.epoch) return refuse(`${op.to}'s heartbeat is of epoch ${m.server.heartbeatEpoch ?? 'none'}, not ${op.epoch}`);
+  const later = [...v.members.values()].filter((x) => (x.server?.heartbeatEpoch ?? 0) > op.epoch).map((x) => x.node);
+  if (later.length > 0) return refuse(`${later.join(', ')} report a later epoch`);
+  return { kind: 'repair-primary', node: op.to, epoch: op.epoch, reason: `${op.to} finished its promotion to epoch ${op.epoch} (${op.kind}) and reports that epoch's heartbeat` };
 }
 
 /** A member's executed GTID position; null when it has none or it cannot be parsed. */
@@ -423,7 +452,8 @@ function decideRequest(v: ClusterView, p: Primary, id: string, r: OperatorReques
     // Refused before anything is touched: no fence, no killed sessions, for a node that could not be promoted anyway.
     const unfit = r.force ? null : whyNotPromotable(v, r.to);
     if (unfit !== null) return { kind: 'request-refused', id, request: r, reason: `${r.to} cannot be promoted: ${unfit} (--force overrides)` };
-    return { kind: 'failover-start', from: p.node, reason: `operator request ${id}: fail over to ${r.to}${r.force ? ' (forced)' : ''}`, request: ref, mustContain: null };
+    // The trigger names the request; the reason does not repeat it.
+    return { kind: 'failover-start', from: p.node, reason: `the operator asked to fail over to ${r.to}${r.force ? ' (forced)' : ''}`, request: ref, mustContain: null };
   }
   return { kind: 'request-refused', id, request: r, reason: `${r.kind} requests are not supported yet` };
 }

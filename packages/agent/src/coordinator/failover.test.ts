@@ -443,3 +443,46 @@ test('a candidate that dies while promoting: the next failover must contain ever
   const s = decide(view([stalled, replica('db1', '0-1-12'), replica('db3', '0-1-14')], { primary: { ...promoting, since: 0 }, epoch: 5, currentOp: catching, now: 1 + timings.relayApplyTimeoutMs + PROMOTION_GRACE_MS }));
   assert.ok(s.kind === 'failover-start' && s.mustContain === '0-1-14', JSON.stringify(s));
 });
+
+// ---- bad state in etcd -------------------------------------------------------------------------
+
+test('repair: an unreadable primary key is rebuilt at the same epoch, ready, from the newest finished promotion', () => {
+  const done = op({ epoch: 4, from: 'db3', to: 'db1', outcome: 'done', endedAt: 9_000 });
+  const db1 = member('db1', {}, { readOnly: true, heartbeatEpoch: 4 });
+  const v = { primary: null, epoch: 4, currentOp: done, primaryProblem: 'not JSON' };
+  const d = decide(view([db1, replica('db2', '0-1-10'), replica('db3', '0-1-10')], v));
+  assert.ok(d.kind === 'repair-primary' && d.node === 'db1' && d.epoch === 4, JSON.stringify(d));
+  const rows: Array<[string, Partial<ClusterView>, MemberState[], RegExp]> = [
+    ['the newest op did not finish', { currentOp: { ...done, outcome: 'aborted' } }, [db1], /did not finish a promotion/],
+    ['no op of the current epoch', { currentOp: null }, [db1], /did not finish a promotion/],
+    ['an operation runs after it', { pendingOp: op({ epoch: 5 }) }, [db1], /epoch 5 is under way/],
+    ['the promoted node does not answer', {}, [member('db1', { health: 'down' }, null)], /db1, promoted at epoch 4, does not answer/],
+    ['its heartbeat is of another epoch', {}, [member('db1', {}, { heartbeatEpoch: 3 })], /heartbeat is of epoch 3, not 4/],
+    ['another member reports a later epoch', {}, [db1, member('db2', {}, { heartbeatEpoch: 5 })], /db2 report a later epoch/],
+  ];
+  for (const [name, over, members, why] of rows) {
+    const r = decide(view(members, { ...v, ...over }));
+    assert.equal(r.kind, 'repair-refused', name);
+    assert.match(reason(r), why, name);
+    assert.match(reason(r), /the primary key cannot be read \(not JSON\)/, name);
+  }
+  // An absent primary key is a bootstrap, never a repair.
+  assert.notEqual(decide(view([db1], { ...v, primaryProblem: null })).kind, 'repair-primary');
+});
+
+test('a request key that cannot be read is removed, with why, before anything else', () => {
+  const d = decide(view([deadPrimary, replica('db2', '0-1-10')], { malformedRequests: [{ id: '5-x', why: 'kind: invalid option' }] }));
+  assert.equal(kind(d), 'request-dropped');
+  assert.match(reason(d), /the request 5-x cannot be read \(kind: invalid option\); removed/);
+});
+
+test('explain: a tie on position says so, and a request\'s failover reason does not repeat its trigger', () => {
+  const c = choice([replica('db2', '0-1-12'), replica('db3', '0-1-12')]);
+  assert.ok(c.ok && c.node === 'db2');
+  assert.match(c.reason, /tie on position; chosen by priority, then name$/);
+  const healthy = member('db1', {}, { readOnly: false, heartbeatEpoch: 4 });
+  const requests = new Map([['9-r', { kind: 'failover' as const, to: 'db2', force: false, unfenced: false, requestedAt: 1, by: 't' }]]);
+  const durabilityRecord = { epoch: 4, node: 'db1', mode: 'semi-sync' as const, state: 'off' as const, strict: false, since: 1, clients: 0 };
+  const d = decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), replica('db3', '0-1-10', {}, 'running')], { requests, durabilityRecord }));
+  assert.ok(d.kind === 'failover-start' && d.reason === 'the operator asked to fail over to db2' && d.request?.id === '9-r', JSON.stringify(d));
+});

@@ -184,7 +184,7 @@ export function chooseCandidate(i: ChoiceInput): Choice {
   const why = catchUpFrom
     ? `${pick.node} is preferred (priority ${priorityOf(pick, i.config)}); it first catches up from ${catchUpFrom}, the most advanced`
     : `${pick.node} has the most advanced received GTID position ${pick.server!.gtid.received}` +
-      (ranked.filter(advanced).length > 1 ? `; priority and name broke the tie` : '');
+      (ranked.filter(advanced).length > 1 ? '; tie on position; chosen by priority, then name' : '');
   return { ok: true, node: pick.node, reason: why, catchUpFrom, verdicts: finish(verdicts, pick.node, bestNode) };
 }
 
