@@ -253,7 +253,7 @@ describe('requests, where no coordinator runs', () => {
     const raw = await c.etcd.get(copy.request(id)).string();
     assert.ok(raw !== null, 'the request key exists');
     const request = RequestSchema.parse(JSON.parse(raw));
-    assert.deepEqual({ ...request, requestedAt: 0, by: '' }, { kind: 'switchover', to: 'db2', force: false, requestedAt: 0, by: '' });
+    assert.deepEqual({ ...request, requestedAt: 0, by: '' }, { kind: 'switchover', to: 'db2', force: false, unfenced: false, requestedAt: 0, by: '' });
     assert.match(request.by, /^.+@.+$/);
     assert.ok(Math.abs(request.requestedAt - Number(id.split('-')[0])) === 0);
     await c.etcd.delete().key(copy.request(id));

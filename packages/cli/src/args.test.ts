@@ -32,15 +32,46 @@ describe('parseInvocation', () => {
     assert.deepEqual(parseInvocation(['switchover'], env), {
       command: 'switchover',
       target: { endpoints: ['http://127.0.0.1:2379'], cluster: 'main', root: '/primacy', tls: null, auth: null },
-      request: { to: null, force: false, wait: true, timeoutMs: DEFAULT_TIMEOUT_MS },
+      request: { to: null, force: false, unfenced: false, yes: false, wait: true, timeoutMs: DEFAULT_TIMEOUT_MS },
     });
     const f = parseInvocation(['failover', '--to', 'db2', '--force', '--no-wait', '--timeout', '2.5'], env);
-    assert.deepEqual(f.command === 'failover' && f.request, { to: 'db2', force: true, wait: false, timeoutMs: 2500 });
+    assert.deepEqual(f.command === 'failover' && f.request, { to: 'db2', force: true, unfenced: false, yes: false, wait: false, timeoutMs: 2500 });
     const e = parseInvocation(['explain', '7', '--json'], env);
     assert.deepEqual(e.command === 'explain' && [e.epoch, e.json], [7, true]);
     assert.equal(parseInvocation(['topology'], env).command, 'topology');
     assert.equal(parseInvocation(['pause'], env).command, 'pause');
     assert.equal(parseInvocation(['resume'], env).command, 'resume');
+  });
+
+  test('failover --unfenced, with or without --yes', () => {
+    const request = (argv: string[]) => {
+      const inv = parseInvocation(argv, env);
+      return inv.command === 'failover' ? inv.request : null;
+    };
+    assert.deepEqual(request(['failover', '--to', 'db2', '--unfenced']), { to: 'db2', force: false, unfenced: true, yes: false, wait: true, timeoutMs: DEFAULT_TIMEOUT_MS });
+    assert.deepEqual(request(['failover', '--unfenced', '--yes', '--to', 'db2', '--no-wait']), { to: 'db2', force: false, unfenced: true, yes: true, wait: false, timeoutMs: DEFAULT_TIMEOUT_MS });
+    usage(['failover', '--unfenced'], /^failover --unfenced needs --to NODE: name the replica to promote/);
+    usage(['failover', '--unfenced', '--yes'], /^failover --unfenced needs --to NODE/);
+    usage(['failover', '--to', 'db2', '--yes'], /^--yes confirms --unfenced and means nothing without it/);
+    usage(['switchover', '--to', 'db2', '--unfenced'], /unknown flag --unfenced for primacy switchover/);
+    usage(['switchover', '--yes'], /unknown flag --yes for primacy switchover/);
+    usage(['failover', '--to', 'db2', '--unfenced=yes'], /--unfenced takes no value/);
+  });
+
+  test('durability: show, or set one of three modes', () => {
+    const mode = (argv: string[]) => {
+      const inv = parseInvocation(argv, env);
+      return inv.command === 'durability' ? inv.mode : 'not durability';
+    };
+    assert.equal(mode(['durability']), null);
+    assert.equal(mode(['durability', 'async']), 'async');
+    assert.equal(mode(['durability', 'semi-sync']), 'semi-sync');
+    assert.equal(mode(['durability', 'strict']), 'strict');
+    assert.deepEqual(parseInvocation(['durability', '--help'], env), { command: 'help', topic: 'durability' });
+    usage(['durability', 'sync'], /^bad durability "sync": expected async, semi-sync or strict/);
+    usage(['durability', 'Strict'], /^bad durability "Strict"/);
+    usage(['durability', 'strict', 'async'], /durability takes at most one argument/);
+    usage(['durability', '--json'], /unknown flag --json for primacy durability/);
   });
 
   test('the default etcd endpoint, and PRIMACY_ROOT', () => {
@@ -139,6 +170,17 @@ describe('main', () => {
     assert.equal(io.err(), 'primacy: unknown flag --bogus for primacy status (see primacy --help)\n');
   });
 
+  test('failover --unfenced off a terminal without --yes: exit 2 before etcd is asked anything', async () => {
+    // etcd at port 1 answers nothing: a read would end in exit 3, not 2.
+    const unreachable = { PRIMACY_CLUSTER: 'main', PRIMACY_ETCD: 'http://127.0.0.1:1' };
+    for (const stdin of [undefined, { isTTY: false, ask: async () => 'db2' }]) {
+      const io = captureIo({ env: unreachable, ...(stdin ? { stdin } : {}) });
+      assert.equal(await main(['failover', '--to', 'db1', '--unfenced'], io), ExitCode.USAGE);
+      assert.equal(io.out(), '');
+      assert.equal(io.err(), 'primacy: failover --unfenced must be confirmed, and stdin is not a terminal: add --yes once you are sure the old primary takes no writes (see primacy --help)\n');
+    }
+  });
+
   test('help, command help and version go to stdout with exit code 0', async () => {
     const help = captureIo();
     assert.equal(await main(['--help'], help), 0);
@@ -148,6 +190,14 @@ describe('main', () => {
     assert.equal(await main(['switchover', '--help'], page), 0);
     assert.match(page.out(), /--timeout S/);
     assert.match(page.out(), /PRIMACY_ETCD/);
+    const failover = captureIo();
+    assert.equal(await main(['failover', '--help'], failover), 0);
+    assert.match(failover.out(), /--unfenced +your word that the old primary takes no writes/);
+    assert.match(failover.out(), /--yes +confirm --unfenced without being asked/);
+    const durability = captureIo();
+    assert.equal(await main(['help', 'durability'], durability), 0);
+    assert.match(durability.out(), /^usage: primacy durability \[async\|semi-sync\|strict\]/);
+    assert.match(help.out(), /durability \[async\|semi-sync\|strict\]/);
     const version = captureIo();
     assert.equal(await main(['--version'], version), 0);
     assert.match(version.out(), /^\d+\.\d+\.\d+/);

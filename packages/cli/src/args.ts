@@ -3,7 +3,7 @@
  * filled. Pure: argv and the environment in, an Invocation or a usage CliError out.
  */
 import { parseArgs } from 'node:util';
-import { DEFAULT_ROOT, isValidName } from '@primacy/common';
+import { DEFAULT_ROOT, DurabilitySchema, isValidName, type Durability } from '@primacy/common';
 import { usageError } from './errors.js';
 
 export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
@@ -45,6 +45,8 @@ export type Invocation =
   | { readonly command: 'history'; readonly target: Target; readonly json: boolean }
   | { readonly command: 'explain'; readonly target: Target; readonly epoch: number | null; readonly json: boolean }
   | { readonly command: 'pause' | 'resume'; readonly target: Target }
+  /** `mode` null: show the cluster's durability; else set it. */
+  | { readonly command: 'durability'; readonly target: Target; readonly mode: Durability | null }
   | { readonly command: 'switchover' | 'failover'; readonly target: Target; readonly request: RequestOptions }
   | { readonly command: 'sandbox'; readonly args: readonly string[] };
 
@@ -52,7 +54,9 @@ export interface RequestOptions {
   readonly to: string | null;
   readonly force: boolean;
   /** failover only: the operator's word that the old primary takes no writes, for a failover waiting on a fencing proof. */
-  readonly unfenced?: boolean;
+  readonly unfenced: boolean;
+  /** `--yes`: --unfenced is confirmed on the command line, not at the terminal. */
+  readonly yes: boolean;
   readonly wait: boolean;
   readonly timeoutMs: number;
 }
@@ -87,7 +91,8 @@ export const COMMANDS = {
   pause: { options: {}, positionals: 0 },
   resume: { options: {}, positionals: 0 },
   switchover: { options: REQUEST_OPTIONS, positionals: 0 },
-  failover: { options: { ...REQUEST_OPTIONS, force: { type: 'boolean' } }, positionals: 0 },
+  failover: { options: { ...REQUEST_OPTIONS, force: { type: 'boolean' }, unfenced: { type: 'boolean' }, yes: { type: 'boolean' } }, positionals: 0 },
+  durability: { options: {}, positionals: 1 },
   sandbox: { options: {}, positionals: Infinity },
   help: { options: {}, positionals: 1 },
 } as const satisfies Record<string, { options: Record<string, OptionSpec>; positionals: number }>;
@@ -149,16 +154,23 @@ export function parseInvocation(argv: readonly string[], env: Env): Invocation {
     case 'pause':
     case 'resume':
       return { command: name, target };
+    case 'durability':
+      return { command: 'durability', target, mode: positionals[0] === undefined ? null : parseDurability(positionals[0]) };
     case 'switchover':
     case 'failover': {
       const to = flag('to');
       if (to !== undefined && !isValidName(to)) throw usageError(`bad --to "${to}": not a node name`);
+      // Only failover knows these flags: checkFlags has refused them for switchover.
+      const unfenced = bool('unfenced');
+      const yes = bool('yes');
+      if (unfenced && to === undefined) throw usageError('failover --unfenced needs --to NODE: name the replica to promote');
       if (name === 'failover' && to === undefined) throw usageError('failover needs --to NODE: name the replica to promote');
+      if (yes && !unfenced) throw usageError('--yes confirms --unfenced and means nothing without it');
       const timeout = flag('timeout');
       return {
         command: name,
         target,
-        request: { to: to ?? null, force: bool('force'), wait: !bool('no-wait'), timeoutMs: timeout === undefined ? DEFAULT_TIMEOUT_MS : parseTimeout(timeout) },
+        request: { to: to ?? null, force: bool('force'), unfenced, yes, wait: !bool('no-wait'), timeoutMs: timeout === undefined ? DEFAULT_TIMEOUT_MS : parseTimeout(timeout) },
       };
     }
   }
@@ -271,6 +283,12 @@ function parseEndpoint(raw: string, tls: boolean): string {
 function parseEpoch(raw: string): number {
   if (!/^\d+$/.test(raw) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) throw usageError(`bad epoch "${raw}": expected a positive whole number`);
   return Number(raw);
+}
+
+function parseDurability(raw: string): Durability {
+  const r = DurabilitySchema.safeParse(raw);
+  if (!r.success) throw usageError(`bad durability "${raw}": expected async, semi-sync or strict`);
+  return r.data;
 }
 
 function parseTimeout(raw: string): number {

@@ -4,6 +4,7 @@
  */
 import {
   ClusterConfigSchema,
+  DurabilityRecordSchema,
   EpochSchema,
   MemberStateSchema,
   OpRecordSchema,
@@ -13,6 +14,7 @@ import {
   keyName,
   type ClusterConfig,
   type ClusterKeys,
+  type DurabilityRecord,
   type MemberState,
   type OpRecord,
   type OperatorRequest,
@@ -37,6 +39,7 @@ export interface RawCluster {
   readonly primary: RawKv | null;
   readonly epoch: RawKv | null;
   readonly config: RawKv | null;
+  readonly durability: RawKv | null;
   /** The newest `ops/` key. */
   readonly lastOp: RawKv | null;
   readonly requests: readonly RawKv[];
@@ -52,6 +55,8 @@ export interface ClusterView {
   readonly primary: Primary | null;
   readonly epoch: number | null;
   readonly config: ClusterConfig;
+  /** The coordinator's record of a primary's semi-sync state: the current primary's, unless it is stale. */
+  readonly durability: DurabilityRecord | null;
   /** The value of the oldest election key: the agent that coordinates. */
   readonly coordinator: string | null;
   readonly lastOp: OpRecord | null;
@@ -98,6 +103,7 @@ export function decodeCluster(cluster: string, keys: ClusterKeys, raw: RawCluste
     primary: d.decode(PrimarySchema, raw.primary),
     epoch: d.decode(EpochSchema, raw.epoch),
     config: d.decode(ClusterConfigSchema, raw.config) ?? ClusterConfigSchema.parse({}),
+    durability: d.decode(DurabilityRecordSchema, raw.durability),
     coordinator: raw.election[0]?.value ?? null,
     lastOp: d.decode(OpRecordSchema, raw.lastOp),
     requests: d.decodeAll(RequestSchema, keys.requestsPrefix, raw.requests),

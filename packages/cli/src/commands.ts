@@ -2,14 +2,16 @@
  * The thin shell of each command: read etcd, hand the data to a pure renderer, write the lines.
  */
 import { hostname, userInfo } from 'node:os';
+import type { Durability } from '@primacy/common';
 import type { Invocation, RequestOptions } from './args.js';
 import type { ClusterView } from './cluster.js';
 import { ClusterClient } from './etcd.js';
+import { durabilityModel, meaningOf, renderDurability } from './durability.js';
 import { CliError, ExitCode, refused } from './errors.js';
 import { renderExplain } from './explain.js';
 import { historyModel, renderHistory } from './history.js';
 import { styleFor, writeLines, type Io } from './io.js';
-import { buildRequest, checkRequest, newRequestId, waitForAnswer, type RequestKind } from './request.js';
+import { buildRequest, checkRequest, confirmUnfenced, newRequestId, unfencedConfirmation, waitForAnswer, type RequestKind } from './request.js';
 import { renderStatus, statusModel } from './status.js';
 import { renderTopology } from './topology.js';
 
@@ -31,6 +33,8 @@ export async function runClusterCommand(inv: ClusterInvocation, io: Io): Promise
       case 'pause':
       case 'resume':
         return await setPaused(client, inv.command === 'pause', io);
+      case 'durability':
+        return inv.mode === null ? await showDurability(client, io) : await setDurability(client, inv.mode, io);
       case 'switchover':
       case 'failover':
         return await request(client, inv.command, inv.request, io);
@@ -156,6 +160,20 @@ async function setPaused(client: ClusterClient, paused: boolean, io: Io): Promis
   return ExitCode.OK;
 }
 
+async function showDurability(client: ClusterClient, io: Io): Promise<number> {
+  const view = await client.readExisting();
+  writeLines(io.stdout, [...renderDurability(durabilityModel(view), Date.now(), styleFor(io)), ...view.warnings.map((w) => styleFor(io).yellow(`warning: ${w}`))]);
+  return ExitCode.OK;
+}
+
+async function setDurability(client: ClusterClient, mode: Durability, io: Io): Promise<number> {
+  await client.readExisting();
+  const result = await client.setDurability(mode);
+  const name = client.target.cluster;
+  io.stdout.write(`${result === 'unchanged' ? `the durability of ${name} is already` : `set the durability of ${name} to`} ${meaningOf(mode)}\n`);
+  return ExitCode.OK;
+}
+
 /** `user@host`, for the request's `by`. */
 export function operatorName(env: Io['env']): string {
   let user: string | undefined;
@@ -168,8 +186,10 @@ export function operatorName(env: Io['env']): string {
 }
 
 async function request(client: ClusterClient, kind: RequestKind, o: RequestOptions, io: Io): Promise<number> {
+  const confirmation = unfencedConfirmation(o, io.stdin?.isTTY === true);
   const view = await client.readExisting();
   checkRequest(view, kind, o);
+  if (confirmation === 'ask') await confirmUnfenced(view, o, io);
   const now = Date.now();
   const id = newRequestId(now);
   const revision = await client.writeRequest(id, buildRequest(kind, o, now, operatorName(io.env)));
@@ -179,7 +199,7 @@ async function request(client: ClusterClient, kind: RequestKind, o: RequestOptio
   }
   const p = view.primary!;
   const print = (line: string) => io.stdout.write(`${line}\n`);
-  print(`requested ${kind} of ${p.node} (epoch ${p.epoch})${o.to ? ` to ${o.to}` : ''}${o.force ? ', forced' : ''}: request ${id}`);
+  print(`requested ${kind} of ${p.node} (epoch ${p.epoch})${o.to ? ` to ${o.to}` : ''}${o.force ? ', forced' : ''}${o.unfenced ? ', unfenced' : ''}: request ${id}`);
   print(`waiting up to ${Math.round(o.timeoutMs / 100) / 10} s for the coordinator${view.coordinator ? ` (${view.coordinator})` : ''}…`);
   const result = await waitForAnswer(client.requestFeed(id, revision), { requestId: id, kind, afterEpoch: p.epoch, timeoutMs: o.timeoutMs, print, ...(io.signal ? { signal: io.signal } : {}) });
   if (result.code !== ExitCode.OK) throw new CliError(result.code, result.line);

@@ -11,7 +11,9 @@ import {
   clusterKeys,
   decodeValue,
   encodeValue,
+  type ClusterConfig,
   type ClusterKeys,
+  type Durability,
   type OpRecord,
   type OperatorRequest,
 } from '@primacy/common';
@@ -86,6 +88,7 @@ export class ClusterClient {
       rangeOp({ key: k.config }),
       rangeOp({ key: k.opsPrefix, prefix: true, sort: 'Key', order: 'Descend', limit: 1 }),
       rangeOp({ key: k.requestsPrefix, prefix: true }),
+      rangeOp({ key: k.durability }),
     ];
     const res = await this.call(() => this.client.if(k.epoch, 'Version', '>', 0).then(...ops).else(...ops).commit());
     const r = (i: number): IKeyValue[] => (res.responses[i] as IResponseOp | undefined)?.response_range?.kvs ?? [];
@@ -103,6 +106,7 @@ export class ClusterClient {
       config: one(5),
       lastOp: one(6),
       requests: r(7).map(rawKv),
+      durability: one(8),
     };
   }
 
@@ -134,29 +138,40 @@ export class ClusterClient {
     return { op: d.decode(OpRecordSchema, kv ? rawKv(kv) : null), warnings: d.warnings };
   }
 
+  /** Sets `paused` in the config key, keeping every other field. */
+  setPaused(paused: boolean): Promise<'changed' | 'unchanged'> {
+    return this.updateConfig({ paused }, (c) => c.paused === paused);
+  }
+
+  /** Sets `durability` in the config key, keeping every other field. */
+  setDurability(mode: Durability): Promise<'changed' | 'unchanged'> {
+    return this.updateConfig({ durability: mode }, (c) => c.durability === mode);
+  }
+
   /**
-   * Sets `paused` in the config key, keeping every other field (even ones this version does not
+   * Writes `patch` over the config key, keeping every other field (even ones this version does not
    * know), with a compare on the key's mod revision; retried when someone else wrote in between.
+   * `already` says, of the current config (defaults filled), that there is nothing to write.
    */
-  async setPaused(paused: boolean): Promise<'changed' | 'unchanged'> {
+  private async updateConfig(patch: Partial<ClusterConfig>, already: (current: ClusterConfig) => boolean): Promise<'changed' | 'unchanged'> {
     const key = this.keys.config;
     for (let attempt = 0; attempt < 5; attempt++) {
       const res = await this.call(() => this.client.get(key).exec());
       const kv = res.kvs[0];
       let fields: Record<string, unknown> = {};
+      let current = ClusterConfigSchema.parse({});
       if (kv) {
         const r = decodeValue(ClusterConfigSchema, key, kv.value.toString());
         if (r && !r.ok) throw refused(`${r.error.message}; fix or delete that key, then try again`);
         fields = JSON.parse(kv.value.toString()) as Record<string, unknown>;
-        if (r?.ok && r.value.paused === paused) return 'unchanged';
-      } else if (!paused) {
-        return 'unchanged';
+        if (r?.ok) current = r.value;
       }
+      if (already(current)) return 'unchanged';
       const modRevision = kv ? String(kv.mod_revision) : '0';
       const txn = await this.call(() =>
         this.client
           .if(key, 'Mod', '==', modRevision)
-          .then(this.client.put(key).value(encodeValue({ ...fields, paused })))
+          .then(this.client.put(key).value(encodeValue({ ...fields, ...patch })))
           .commit(),
       );
       if (txn.succeeded) return 'changed';

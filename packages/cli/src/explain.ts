@@ -1,11 +1,14 @@
 /**
- * `primacy explain [EPOCH]`: one op record told in plain words: what triggered it, the candidates
- * and their received positions, why the chosen one won and each other did not, and every step with
- * its duration. Pure.
+ * `primacy explain [EPOCH]`: one op record told in plain words: what triggered it, what proved the
+ * old primary fenced and what it promised about acknowledged writes, the candidates and their
+ * received positions, why the chosen one won and each other did not, and every step with its
+ * duration. Pure.
  */
-import type { OpRecord } from '@primacy/common';
+import type { DurabilityRecord, OpRecord } from '@primacy/common';
 import { fields, formatAge, formatDuration, formatTime, table } from './format.js';
 import type { Style } from './io.js';
+import { describeRecord } from './durability.js';
+import { failoverWait } from './status.js';
 
 export interface ExplainJson {
   readonly version: 1;
@@ -16,6 +19,12 @@ export interface ExplainJson {
 }
 
 export function describeTrigger(op: OpRecord): string {
+  // A failover that waited for a proof and was let go by `failover --unfenced`: its own trigger, then the override.
+  const override = /^(.*); override (\S+)$/.exec(op.trigger);
+  if (override) {
+    const [, trigger = '', id = ''] = override;
+    return `${describeTrigger({ ...op, trigger, request: null })}; let go by operator request ${id}: failover --unfenced${op.request?.to ? ` to ${op.request.to}` : ''}`;
+  }
   const detected = op.steps.find((s) => s.name === 'detect')?.detail;
   if (op.trigger === 'automatic') return op.kind === 'bootstrap' ? `bootstrap: ${op.reason}` : `automatic: ${detected || op.reason}`;
   const id = /^request (.+)$/.exec(op.trigger)?.[1];
@@ -26,6 +35,31 @@ export function describeTrigger(op: OpRecord): string {
 /** Why the chosen candidate won: the coordinator's reason in its `choose` step, else the op's reason. */
 function whyChosen(op: OpRecord): string {
   return op.steps.find((s) => s.name === 'choose')?.detail || op.reason;
+}
+
+/**
+ * What proved the old primary fenced (invariant 4), or what a running failover still waits for; an
+ * operator's override is said in so many words, as nothing proved it.
+ */
+export function describeProof(op: OpRecord, style: Style): string[] {
+  const p = op.proof;
+  if (p === null) {
+    const w = failoverWait(op);
+    return w ? [style.red(`no proof yet: ${w.detail}`)] : [];
+  }
+  const lines = [`proof: ${p.kind} — ${p.detail}${p.finalGtid ? `; final GTID ${p.finalGtid}` : ''}`];
+  if (p.kind === 'operator') {
+    lines.push(style.yellow(`  an operator overrode the fencing requirement: nothing proved that ${op.from ?? 'the old primary'} could no longer acknowledge a write`));
+  }
+  return lines;
+}
+
+/** The old primary's semi-sync as last recorded before the operation, and what a fallback means for lost writes. */
+export function describeOpDurability(d: DurabilityRecord | null, op: OpRecord, style: Style): string[] {
+  if (d === null) return op.kind === 'failover' && op.outcome !== 'refused' ? [`durability: none recorded for ${op.from ?? 'the old primary'} before the failover`] : [];
+  const line = `durability of ${d.node} (epoch ${d.epoch}) before the ${op.kind}: ${describeRecord(d, null)}`;
+  if (d.state !== 'fallback') return [line];
+  return [line, style.yellow(`  writes acknowledged since ${formatTime(d.since)} may exist only on the old primary ${d.node}`)];
 }
 
 export function renderExplain(e: ExplainJson, now: number, style: Style): string[] {
@@ -40,6 +74,8 @@ export function renderExplain(e: ExplainJson, now: number, style: Style): string
       ['trigger', describeTrigger(op)],
     ]).map((l) => `  ${l}`),
   ];
+  const fencing = [...describeProof(op, style), ...describeOpDurability(op.durability, op, style)];
+  if (fencing.length > 0) lines.push('', ...fencing);
   const members = Object.entries(op.members);
   if (members.length > 0) {
     lines.push('', style.bold('members when it decided'));

@@ -1,14 +1,25 @@
 /**
- * What the CLI touches of its process: output streams, whether stdout is a terminal, the
- * environment, and a signal for Ctrl-C. Injected, so that tests run `main` in-process and capture.
+ * What the CLI touches of its process: output streams, whether stdout is a terminal, the operator's
+ * keyboard, the environment, and a signal for Ctrl-C. Injected, so that tests run `main` in-process
+ * and capture.
  */
 export interface Io {
   readonly stdout: { write(chunk: string): unknown };
   readonly stderr: { write(chunk: string): unknown };
+  /** stdout is a terminal: colours, and redrawing in place. */
   readonly isTTY: boolean;
+  /** Absent: stdin is no terminal, and nobody can be asked (a script, a pipe, a test). */
+  readonly stdin?: Terminal;
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Aborted on Ctrl-C: ends `status --watch` and the wait for an operation. */
   readonly signal?: AbortSignal;
+}
+
+/** stdin as a terminal: where an operator confirms what cannot be undone. */
+export interface Terminal {
+  readonly isTTY: boolean;
+  /** Shows `prompt` and reads one line; null when the operator ends input (Ctrl-D) or presses Ctrl-C. */
+  ask(prompt: string): Promise<string | null>;
 }
 
 /** ANSI styling that collapses to plain text off a terminal or under NO_COLOR (https://no-color.org). */

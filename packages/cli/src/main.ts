@@ -4,12 +4,14 @@
  * I/O injected; run as a process, it gets the real streams and Ctrl-C, and exits with its code.
  */
 import { realpathSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { isatty } from 'node:tty';
 import { fileURLToPath } from 'node:url';
 import { describeError } from '@primacy/common';
 import { parseInvocation } from './args.js';
 import { CliError, ExitCode } from './errors.js';
 import { helpText } from './help.js';
-import type { Io } from './io.js';
+import type { Io, Terminal } from './io.js';
 import { CLI_VERSION } from './version.js';
 
 export async function main(argv: readonly string[], io: Io): Promise<number> {
@@ -43,7 +45,33 @@ function processIo(): Io {
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   process.once('SIGTERM', () => controller.abort());
-  return { stdout: process.stdout, stderr: process.stderr, isTTY: process.stdout.isTTY === true, env: process.env, signal: controller.signal };
+  return { stdout: process.stdout, stderr: process.stderr, isTTY: process.stdout.isTTY === true, stdin: processTerminal(), env: process.env, signal: controller.signal };
+}
+
+/** The prompt goes to stderr, so that it reaches the operator even when stdout is redirected. */
+function processTerminal(): Terminal {
+  return {
+    // isatty, not process.stdin.isTTY: the stream is only opened when someone is asked.
+    isTTY: isatty(0),
+    ask: (prompt) =>
+      new Promise((resolve) => {
+        const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+        let answered = false;
+        const finish = (answer: string | null) => {
+          if (answered) return;
+          answered = true;
+          rl.close();
+          resolve(answer);
+        };
+        // In raw mode Ctrl-C reaches readline, not the process: it ends the question, not the program.
+        rl.on('SIGINT', () => {
+          process.stderr.write('\n');
+          finish(null);
+        });
+        rl.on('close', () => finish(null));
+        rl.question(prompt, (answer) => finish(answer));
+      }),
+  };
 }
 
 function isEntryPoint(): boolean {

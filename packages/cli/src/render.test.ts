@@ -1,12 +1,14 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { DurabilityRecord, OpRecord } from '@primacy/common';
 import { decodeOps } from './cluster.js';
+import { durabilityModel, meaningOf, renderDurability } from './durability.js';
 import { grpcReason } from './errors.js';
-import { renderExplain } from './explain.js';
+import { describeOpDurability, describeProof, renderExplain } from './explain.js';
 import { formatAge, formatDuration, oneLine, table, visibleWidth } from './format.js';
 import { historyModel, renderHistory } from './history.js';
 import { COLOR, PLAIN, styleFor } from './io.js';
-import { renderStatus, statusModel } from './status.js';
+import { describeDurability, failoverWait, renderStatus, statusModel } from './status.js';
 import { buildTopology, renderTopology } from './topology.js';
 import { T0, healthyView, member, op, replicatingFrom, view } from './testing/fixtures.js';
 
@@ -66,8 +68,11 @@ describe('status', () => {
     assert.equal(s.coordinator, 'db3');
     assert.deepEqual(s.lastOp, {
       epoch: 2, kind: 'failover', from: 'db1', to: 'db2', trigger: 'automatic', outcome: 'done', reason: op().reason,
-      startedAt: T0 - 10_000, endedAt: T0 - 8_200, durationMs: 1_800,
+      startedAt: T0 - 10_000, endedAt: T0 - 8_200, durationMs: 1_800, proof: null,
     });
+    assert.equal(s.failoverWaits, null);
+    assert.deepEqual(s.durability, { configured: null, record: null });
+    assert.deepEqual(s.nodes.map((n) => [n.fencedFor, n.serverGone]), [[null, null], [null, null], [null, null], [null, null]]);
     assert.equal(s.paused, false);
     assert.deepEqual(s.warnings, []);
   });
@@ -75,22 +80,23 @@ describe('status', () => {
   test('the table', () => {
     const v = healthyView({ config: { paused: true }, requests: { '123-abc': { kind: 'switchover', to: 'db1', force: false, requestedAt: T0 - 2000, by: 'ann@host' } } });
     const lines = renderStatus(statusModel(v, T0), T0, PLAIN);
-    assert.deepEqual(lines.slice(0, 7), [
+    assert.deepEqual(lines.slice(0, 8), [
       'cluster      main (etcd revision 1234)',
       'primary      db2, epoch 2, ready since 1m 05s',
       'coordinator  db3',
       'paused       yes: no automatic failover',
       'last op      epoch 2 failover db1 → db2, done 8.20 s ago (took 1.80 s)',
+      "durability   not set: each agent's replication.semiSync; no record from the coordinator yet",
       'request      123-abc: switchover to db1 by ann@host, 2.00 s ago, not taken yet',
       '',
     ]);
-    assert.deepEqual(lines.slice(7, 11), [
+    assert.deepEqual(lines.slice(8, 12), [
       '  NODE  ROLE     STATE  HEALTH  READ_ONLY  GTID EXECUTED  LAG     SEMI-SYNC            AGENT',
       '  db1   replica  ok     up      on         0-2-200        12 ms   src on, rep active   0.1.0',
       '* db2   primary  ok     up      off        0-2-200        -       src active, rep off  0.1.0',
       '  db3   replica  ok     up      on         0-2-199        1.50 s  src on, rep active   0.1.0',
     ]);
-    assert.equal(lines[11], '* the primary named in etcd');
+    assert.equal(lines[12], '* the primary named in etcd');
   });
 
   test('conditions: down, fenced, diverged, broken replication, no primary', () => {
@@ -113,11 +119,96 @@ describe('status', () => {
     assert.ok(!lines.includes('* the primary named in etcd'));
   });
 
+  test('durability: the mode and what the primary was last seen doing', () => {
+    const rec = (over: Partial<DurabilityRecord> = {}): DurabilityRecord => ({ epoch: 2, node: 'db2', mode: 'semi-sync', state: 'active', strict: false, since: T0 - 65_000, clients: 2, ...over });
+    const p = { node: 'db2', epoch: 2 };
+    const cases: Array<[string, DurabilityRecord['mode'] | null, DurabilityRecord | null, string]> = [
+      ['nothing set, nothing recorded', null, null, "not set: each agent's replication.semiSync; no record from the coordinator yet"],
+      ['set, not recorded yet', 'strict', null, 'strict; no record from the coordinator yet'],
+      ['semi-sync, active', 'semi-sync', rec(), 'semi-sync (active since 1m 05s, 2 semi-sync replicas)'],
+      ['active, from the agents\' own settings', null, rec({ clients: 1 }), "semi-sync (active since 1m 05s, 1 semi-sync replica); not set: each agent's replication.semiSync"],
+      ['strict, in force', 'strict', rec({ mode: 'strict', strict: true }), 'strict (active since 1m 05s, 2 semi-sync replicas)'],
+      ['strict set, the primary not strict yet', 'strict', rec({ mode: 'strict' }), 'strict, but db2 is not seen strict yet (semi-sync active since 1m 05s): a revoke proves nothing until it is'],
+      ['fallen back', 'semi-sync', rec({ state: 'fallback', clients: 0, since: T0 - 120_000 }), 'semi-sync, fallen back to async since 2026-01-02 03:02:05Z (2m 00s ago): writes acknowledged since then may exist only on db2'],
+      ['async', 'async', rec({ mode: 'async', state: 'off', clients: 0 }), 'async (semi-sync off since 1m 05s)'],
+      ['semi-sync set, but off on the primary', 'semi-sync', rec({ state: 'off', clients: 0 }), 'semi-sync, but semi-sync is off on db2 (since 1m 05s)'],
+      ['unknown', 'semi-sync', rec({ state: 'unknown' }), "semi-sync (db2's semi-sync state unknown)"],
+      ['set, not yet in the record', 'strict', rec(), 'semi-sync (active since 1m 05s, 2 semi-sync replicas); set to strict, not applied yet'],
+      ['the record is of the old primary', 'semi-sync', rec({ node: 'db1', epoch: 1 }), 'semi-sync; no record for db2 (epoch 2) yet; the last is of db1 (epoch 1)'],
+    ];
+    for (const [name, configured, record, expected] of cases) {
+      assert.equal(describeDurability({ configured, record }, p, T0, PLAIN), expected, name);
+    }
+    // Read from the config key and the durability key.
+    const s = statusModel(healthyView({ config: { durability: 'strict', nodes: { db1: { priority: 2 } } }, durability: rec({ mode: 'strict', strict: true }) }), T0);
+    assert.deepEqual(s.durability, { configured: 'strict', record: rec({ mode: 'strict', strict: true }) });
+    assert.ok(renderStatus(s, T0, PLAIN).includes('durability   strict (active since 1m 05s, 2 semi-sync replicas)'));
+    const fallback = renderStatus(statusModel(healthyView({ durability: rec({ state: 'fallback' }) }), T0), T0, COLOR);
+    assert.ok(fallback.some((l) => l.startsWith('durability') && l.includes('\x1b[33msemi-sync, fallen back to async since')), 'a fallback is highlighted');
+  });
+
+  test('a failover waiting for a fencing proof: one highlighted line with what it waits for', () => {
+    const detail = 'cannot prove db2 fenced: its agent is gone (its lease expired), and an expired lease proves nothing. the failover waits and keeps trying; an operator can … primacy failover --to NODE --unfenced';
+    const waiting = op({
+      epoch: 3, from: 'db2', to: null, outcome: 'running', startedAt: T0 - 40_000, endedAt: null, candidates: [],
+      steps: [
+        { name: 'detect', startedAt: T0 - 40_000, endedAt: T0 - 40_000, outcome: 'ok', detail: "db2's lease expired" },
+        { name: 'fence', startedAt: T0 - 40_000, endedAt: null, outcome: 'running', detail },
+      ],
+    });
+    const s = statusModel(healthyView({ lastOp: waiting }), T0);
+    assert.deepEqual(s.failoverWaits, { epoch: 3, from: 'db2', to: null, since: T0 - 40_000, detail });
+    const lines = renderStatus(s, T0, PLAIN);
+    const at = lines.indexOf(`failover to epoch 3 waits: ${detail}`);
+    assert.ok(at > 0, lines.join('\n'));
+    assert.match(lines[at - 1]!, /^durability /, 'right under the header');
+    assert.equal(lines[at + 1], '');
+    assert.ok(renderStatus(s, T0, COLOR).includes(COLOR.red(`failover to epoch 3 waits: ${detail}`)));
+
+    const proof = { kind: 'agent-fenced' as const, detail: 'fenced', at: T0, finalGtid: null };
+    const cases: Array<[string, OpRecord | null, boolean]> = [
+      ['no op', null, false],
+      ['a done failover', op(), false],
+      ['a running failover with its proof', { ...waiting, proof }, false],
+      ['a running switchover', { ...waiting, kind: 'switchover' }, false],
+      ['an aborted failover', { ...waiting, outcome: 'aborted', endedAt: T0 }, false],
+      ['a running failover without a proof', waiting, true],
+    ];
+    for (const [name, o, waits] of cases) assert.equal(failoverWait(o) !== null, waits, name);
+    // A strict revoke running after the fence step: the fence step is still what it waits on; with no fence step, the op's reason.
+    assert.equal(failoverWait({ ...waiting, steps: [...waiting.steps, { name: 'revoke', startedAt: T0, endedAt: null, outcome: 'running', detail: 'replicas stop' }] })?.detail, detail);
+    assert.equal(failoverWait({ ...waiting, steps: [] })?.detail, waiting.reason);
+  });
+
+  test('what the agents proved of their nodes: fenced for a failover, server gone', () => {
+    const v = healthyView({
+      members: [
+        member('db1', { fenced: true, fencedFor: 3, role: 'unknown' }),
+        member('db2', { role: 'primary' }),
+        member('db3', { health: 'down', error: 'connect ECONNREFUSED', serverGone: 'connection refused on its own host (127.0.0.1:3303)' }, null),
+        member('db4', { fencedFor: 2 }),
+      ],
+    });
+    const s = statusModel(v, T0);
+    assert.deepEqual(s.nodes.map((n) => [n.node, n.fencedFor, n.serverGone]), [
+      ['db1', 3, null],
+      ['db2', null, null],
+      ['db3', null, 'connection refused on its own host (127.0.0.1:3303)'],
+      ['db4', 2, null],
+    ]);
+    const lines = renderStatus(s, T0, PLAIN);
+    assert.ok(lines.includes('db1: fenced by its agent for the failover to epoch 3: read-only, client sessions killed'), lines.join('\n'));
+    assert.ok(lines.includes('db3: server down: connect ECONNREFUSED; its agent knows the server is gone: connection refused on its own host (127.0.0.1:3303)'));
+    assert.ok(lines.includes('db4: fenced for the failover to epoch 2'));
+    assert.ok(!lines.some((l) => l.startsWith('db2:')));
+  });
+
   test('a malformed value is a warning line, and the rest still shows', () => {
     const v = healthyView({ members: [member('db1'), { node: 'db9', raw: '{"node":"db9","health":"sideways"}' }, { node: 'db8', raw: 'not json' }], config: { paused: 'maybe' } });
     const s = statusModel(v, T0);
     assert.deepEqual(s.nodes.map((n) => n.node), ['db1', 'db2', 'db3'], 'db2 (the primary) and db3 (in the last op) are gone; db8, db9 skipped');
     assert.equal(s.warnings.length, 3);
+    assert.deepEqual(s.durability, { configured: null, record: null }, 'a malformed config key leaves durability unset');
     assert.match(s.warnings.join('\n'), /ignoring malformed value at \/primacy\/main\/members\/db9/);
     assert.match(s.warnings.join('\n'), /ignoring malformed value at \/primacy\/main\/members\/db8: not JSON/);
     assert.match(s.warnings.join('\n'), /ignoring malformed value at \/primacy\/main\/config: paused/);
@@ -249,6 +340,55 @@ describe('explain', () => {
     assert.match(text, /\nmust contain: 0-1-531 \(everything db2 received; it may hold acknowledged writes\)\n/);
   });
 
+  test('the proof, or what a running failover waits for; an operator override said plainly', () => {
+    const fence = (detail: string) => ({ name: 'fence', startedAt: T0 - 5_000, endedAt: null, outcome: 'running' as const, detail });
+    const proof = (kind: NonNullable<OpRecord['proof']>['kind'], detail: string, finalGtid: string | null = null) => ({ kind, detail, at: T0 - 9_000, finalGtid });
+    const running = op({ outcome: 'running', endedAt: null, steps: [fence('cannot prove db1 fenced: its agent has not fenced it yet. the failover waits and keeps trying')] });
+    const cases: Array<[string, OpRecord, string[]]> = [
+      ['SQL fence with its final GTID', op({ proof: proof('sql-fenced', '3 client sessions killed, read_only read back ON', '0-1-17') }), ['proof: sql-fenced — 3 client sessions killed, read_only read back ON; final GTID 0-1-17']],
+      ['server gone', op({ proof: proof('server-gone', "db1's agent: connection refused on its own host") }), ["proof: server-gone — db1's agent: connection refused on its own host"]],
+      ['strict semi-sync', op({ proof: proof('strict-semi-sync', 'db1 ran strict semi-sync; db2, db3 stopped receiving from it') }), ['proof: strict-semi-sync — db1 ran strict semi-sync; db2, db3 stopped receiving from it']],
+      [
+        'an operator override',
+        op({ proof: proof('operator', 'operator override (request 17-ab, by ann@host): db1 was not proven fenced; the operator says it takes no writes') }),
+        [
+          'proof: operator — operator override (request 17-ab, by ann@host): db1 was not proven fenced; the operator says it takes no writes',
+          '  an operator overrode the fencing requirement: nothing proved that db1 could no longer acknowledge a write',
+        ],
+      ],
+      ['running, no proof yet', running, ['no proof yet: cannot prove db1 fenced: its agent has not fenced it yet. the failover waits and keeps trying']],
+      ['done, from before proofs', op(), []],
+      ['a switchover', op({ kind: 'switchover' }), []],
+    ];
+    for (const [name, record, expected] of cases) assert.deepEqual(describeProof(record, PLAIN), expected, name);
+    const overridden = op({ trigger: 'automatic; override 17-ab', request: { id: '17-ab', to: 'db3', force: false } });
+    assert.match(renderExplain({ version: 1, cluster: 'main', op: overridden, warnings: [] }, T0, PLAIN).join('\n'), /trigger +automatic: db1's agent sees its server down; let go by operator request 17-ab: failover --unfenced to db3\n/);
+    const text = renderExplain({ version: 1, cluster: 'main', op: running, warnings: [] }, T0, PLAIN).join('\n');
+    assert.match(text, /trigger .*\n\nno proof yet: cannot prove db1 fenced: its agent has not fenced it yet/, 'right under the header');
+  });
+
+  test("the old primary's durability before the failover, and what a fallback means", () => {
+    const rec = (over: Partial<DurabilityRecord> = {}): DurabilityRecord => ({ epoch: 1, node: 'db1', mode: 'semi-sync', state: 'active', strict: false, since: T0 - 120_000, clients: 2, ...over });
+    const cases: Array<[string, OpRecord, string[]]> = [
+      ['active', op({ durability: rec() }), ['durability of db1 (epoch 1) before the failover: mode semi-sync, active, not strict, since 2026-01-02 03:02:05Z, 2 semi-sync replicas']],
+      ['strict', op({ durability: rec({ mode: 'strict', strict: true, clients: 1 }) }), ['durability of db1 (epoch 1) before the failover: mode strict, active, strict (no fallback to async), since 2026-01-02 03:02:05Z, 1 semi-sync replica']],
+      [
+        'fallen back',
+        op({ durability: rec({ state: 'fallback', clients: 0 }) }),
+        [
+          'durability of db1 (epoch 1) before the failover: mode semi-sync, fallen back to async, not strict, since 2026-01-02 03:02:05Z, 0 semi-sync replicas',
+          '  writes acknowledged since 2026-01-02 03:02:05Z may exist only on the old primary db1',
+        ],
+      ],
+      ['none recorded', op(), ['durability: none recorded for db1 before the failover']],
+      ['a refused failover promised nothing', op({ outcome: 'refused' }), []],
+      ['a bootstrap', op({ kind: 'bootstrap', from: null }), []],
+    ];
+    for (const [name, record, expected] of cases) assert.deepEqual(describeOpDurability(record.durability, record, PLAIN), expected, name);
+    const colored = renderExplain({ version: 1, cluster: 'main', op: op({ durability: rec({ state: 'fallback' }) }), warnings: [] }, T0, COLOR);
+    assert.ok(colored.includes(COLOR.yellow('  writes acknowledged since 2026-01-02 03:02:05Z may exist only on the old primary db1')));
+  });
+
   test('a request that was refused, and a running operation', () => {
     const refusedOp = op({ trigger: 'request 17-ab', request: { id: '17-ab', to: 'db3', force: true }, kind: 'failover', outcome: 'refused', reason: 'db3 lags by 9 s', candidates: [], steps: [] });
     const text = renderExplain({ version: 1, cluster: 'main', op: refusedOp, warnings: [] }, T0, PLAIN).join('\n');
@@ -263,5 +403,92 @@ describe('explain', () => {
     const lines = renderExplain({ version: 1, cluster: 'main', op: running, warnings: [] }, T0, PLAIN).join('\n');
     assert.match(lines, /running for 10\.0 s/);
     assert.match(lines, /fence +running +2\.00 s so far/);
+  });
+});
+
+describe('durability', () => {
+  const rec = (over: Partial<DurabilityRecord> = {}): DurabilityRecord => ({ epoch: 2, node: 'db2', mode: 'strict', state: 'active', strict: true, since: T0 - 65_000, clients: 2, ...over });
+
+  test('the mode, what it means, and the primary as last recorded', () => {
+    const cases: Array<[string, unknown, DurabilityRecord | undefined, string[]]> = [
+      [
+        'nothing set, nothing recorded',
+        undefined,
+        undefined,
+        [
+          'cluster     main',
+          "durability  not set: each agent's replication.semiSync",
+          "primary     db2, epoch 2: no durability record yet (the coordinator writes one once it has seen the primary's semi-sync state)",
+        ],
+      ],
+      [
+        'strict, in force',
+        { durability: 'strict', paused: true },
+        rec(),
+        [
+          'cluster     main',
+          'durability  strict (the config key)',
+          "meaning     the primary never falls back to asynchronous replication; commits wait for a replica's acknowledgement, however long",
+          'primary     db2, epoch 2: mode strict, active, strict (no fallback to async), since 2026-01-02 03:03:00Z (1m 05s ago), 2 semi-sync replicas',
+        ],
+      ],
+      [
+        'strict set, not in force yet',
+        { durability: 'strict' },
+        rec({ strict: false }),
+        [
+          'cluster     main',
+          'durability  strict (the config key)',
+          "meaning     the primary never falls back to asynchronous replication; commits wait for a replica's acknowledgement, however long",
+          'primary     db2, epoch 2: mode strict, active, not strict, since 2026-01-02 03:03:00Z (1m 05s ago), 2 semi-sync replicas',
+          'strict is set, but db2 is not seen strict yet: until it is, a revoke does not prove it fenced',
+        ],
+      ],
+      [
+        'fallen back',
+        undefined,
+        rec({ mode: 'semi-sync', state: 'fallback', strict: false, clients: 0 }),
+        [
+          'cluster     main',
+          "durability  not set: each agent's replication.semiSync",
+          'primary     db2, epoch 2: mode semi-sync, fallen back to async, not strict, since 2026-01-02 03:03:00Z (1m 05s ago), 0 semi-sync replicas',
+          'writes acknowledged since 2026-01-02 03:03:00Z may exist only on db2',
+        ],
+      ],
+      [
+        'set, the record still of the old mode',
+        { durability: 'async' },
+        rec({ mode: 'semi-sync', strict: false }),
+        [
+          'cluster     main',
+          'durability  async (the config key)',
+          'meaning     commits do not wait for any replica; a failover can lose writes the primary acknowledged',
+          'primary     db2, epoch 2: mode semi-sync, active, not strict, since 2026-01-02 03:03:00Z (1m 05s ago), 2 semi-sync replicas',
+          'set to async, but the record is still of semi-sync: not in force yet',
+        ],
+      ],
+      [
+        'the record is of the old primary',
+        undefined,
+        rec({ node: 'db1', epoch: 1 }),
+        [
+          'cluster     main',
+          "durability  not set: each agent's replication.semiSync",
+          "primary     db2, epoch 2: no durability record yet (the coordinator writes one once it has seen the primary's semi-sync state); the last is of db1, epoch 1: mode strict, active, strict (no fallback to async), since 2026-01-02 03:03:00Z (1m 05s ago), 2 semi-sync replicas",
+        ],
+      ],
+    ];
+    for (const [name, config, record, expected] of cases) {
+      const v = healthyView({ ...(config === undefined ? {} : { config }), ...(record === undefined ? {} : { durability: record }) });
+      assert.deepEqual(renderDurability(durabilityModel(v), T0, PLAIN), expected, name);
+    }
+    assert.deepEqual(renderDurability(durabilityModel(healthyView({ primary: null })), T0, PLAIN).at(-1), 'primary     none');
+  });
+
+  test('what each mode means, in one line', () => {
+    assert.equal(meaningOf('strict'), "strict: the primary never falls back to asynchronous replication; commits wait for a replica's acknowledgement, however long");
+    assert.match(meaningOf('semi-sync'), /^semi-sync: commits wait for a replica's acknowledgement, but the primary falls back to asynchronous replication/);
+    assert.match(meaningOf('async'), /^async: commits do not wait for any replica/);
+    for (const m of ['async', 'semi-sync', 'strict'] as const) assert.doesNotMatch(meaningOf(m), /\n/);
   });
 });

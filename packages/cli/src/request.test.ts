@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import type { OpRecord } from '@primacy/common';
 import type { RequestOptions } from './args.js';
 import { CliError, ExitCode } from './errors.js';
-import { advanceWait, buildRequest, checkRequest, initialWait, newRequestId, waitForAnswer, type OpFeed, type WaitEvent } from './request.js';
-import { T0, healthyView, op, primary } from './testing/fixtures.js';
+import type { Terminal } from './io.js';
+import { advanceWait, buildRequest, checkRequest, confirmUnfenced, initialWait, newRequestId, unfencedConfirmation, waitForAnswer, type OpFeed, type WaitEvent } from './request.js';
+import { T0, captureIo, healthyView, op, primary } from './testing/fixtures.js';
 
 const ID = '1767323045000-a1b2c3';
 
@@ -172,10 +173,11 @@ describe('the wait for an answer', () => {
 });
 
 describe('requests', () => {
-  const o: RequestOptions = { to: 'db1', force: false, wait: true, timeoutMs: 1000 };
+  const o: RequestOptions = { to: 'db1', force: false, unfenced: false, yes: false, wait: true, timeoutMs: 1000 };
 
   test('the value and a time-sortable id', () => {
-    assert.deepEqual(buildRequest('failover', { ...o, force: true }, T0, 'ann@host'), { kind: 'failover', to: 'db1', force: true, requestedAt: T0, by: 'ann@host' });
+    assert.deepEqual(buildRequest('failover', { ...o, force: true }, T0, 'ann@host'), { kind: 'failover', to: 'db1', force: true, unfenced: false, requestedAt: T0, by: 'ann@host' });
+    assert.deepEqual(buildRequest('failover', { ...o, unfenced: true, yes: true }, T0, 'ann@host'), { kind: 'failover', to: 'db1', force: false, unfenced: true, requestedAt: T0, by: 'ann@host' });
     assert.equal(newRequestId(T0, 'abcdef'), `${T0}-abcdef`);
     assert.match(newRequestId(T0), new RegExp(`^${T0}-[0-9a-f]{6}$`));
     assert.ok(newRequestId(T0, 'ffffff') < newRequestId(T0 + 1, '000000'), 'later ids sort after earlier ones');
@@ -195,5 +197,68 @@ describe('requests', () => {
     assert.deepEqual(code(() => checkRequest(healthyView(), 'failover', { ...o, to: 'db9' })), [ExitCode.UNKNOWN, 'unknown node db9 in cluster main; its members are db1, db2, db3']);
     assert.deepEqual(code(() => checkRequest(healthyView(), 'switchover', { ...o, to: 'db2' })), [ExitCode.FAILED, 'db2 is already the primary of main (epoch 2)']);
     assert.deepEqual(code(() => checkRequest(healthyView({ primary: null }), 'switchover', o)), [ExitCode.FAILED, 'cluster main has no primary: there is nothing to switch over from']);
+  });
+});
+
+describe('failover --unfenced: the confirmation', () => {
+  const o: RequestOptions = { to: 'db1', force: false, unfenced: true, yes: false, wait: true, timeoutMs: 1000 };
+
+  /** A terminal that answers `answer` and records what it was asked. */
+  function terminal(answer: string | null): Terminal & { asked: string[] } {
+    const asked: string[] = [];
+    return { isTTY: true, asked, ask: async (prompt) => (asked.push(prompt), answer) };
+  }
+
+  const failure = async (f: () => Promise<unknown>) => {
+    try {
+      await f();
+    } catch (err) {
+      return err instanceof CliError ? [err.exitCode, err.message] : err;
+    }
+    return null;
+  };
+
+  test('how it is confirmed: not needed, asked at the terminal, --yes, or a usage error off a terminal', async () => {
+    const cases: Array<[string, Partial<RequestOptions>, boolean, 'none' | 'ask' | RegExp]> = [
+      ['a failover with a proof to come needs no confirmation', { unfenced: false }, false, 'none'],
+      ['on a terminal, the operator is asked', {}, true, 'ask'],
+      ['--yes on a terminal: not asked again', { yes: true }, true, 'none'],
+      ['--yes off a terminal', { yes: true }, false, 'none'],
+      ['off a terminal without --yes', {}, false, /^failover --unfenced must be confirmed, and stdin is not a terminal: add --yes once you are sure the old primary takes no writes \(see primacy --help\)$/],
+    ];
+    for (const [name, over, tty, expected] of cases) {
+      const run = () => unfencedConfirmation({ ...o, ...over }, tty);
+      if (expected instanceof RegExp) {
+        assert.throws(run, (err: unknown) => err instanceof CliError && err.exitCode === ExitCode.USAGE && expected.test(err.message) && !err.message.includes('\n'), name);
+      } else {
+        assert.equal(run(), expected, name);
+      }
+    }
+  });
+
+  test("typing the old primary's name confirms; the warning comes first, on stderr", async () => {
+    const stdin = terminal('db2');
+    const io = captureIo({ stdin });
+    await confirmUnfenced(healthyView(), o, io);
+    assert.deepEqual(stdin.asked, ['Type db2 to fail over without a fencing proof, anything else to abort: ']);
+    const warning = io.err();
+    assert.match(warning, /^WARNING: db2, the old primary, could not be proven fenced\. Promoting db1 without that proof/);
+    assert.match(warning.replace(/\n/g, ' '), /if it is still alive and takes writes, two nodes take writes and acknowledged writes can be lost\. Make sure db2 is powered off or cut off/);
+    assert.doesNotMatch(warning, /\n\n/, 'one paragraph');
+    assert.equal(io.out(), '');
+    await confirmUnfenced(healthyView(), o, captureIo({ stdin: terminal('  db2 ') }));
+  });
+
+  test('anything else aborts with exit 1, before anything is written', async () => {
+    const cases: Array<[string | null, string]> = [
+      ['db1', 'not confirmed: "db1" is not db2; nothing was written'],
+      ['yes', 'not confirmed: "yes" is not db2; nothing was written'],
+      ['', 'not confirmed: "" is not db2; nothing was written'],
+      ['DB2', 'not confirmed: "DB2" is not db2; nothing was written'],
+      [null, 'not confirmed; nothing was written'],
+    ];
+    for (const [answer, message] of cases) {
+      assert.deepEqual(await failure(() => confirmUnfenced(healthyView(), o, captureIo({ stdin: terminal(answer) }))), [ExitCode.FAILED, message], String(answer));
+    }
   });
 });

@@ -8,8 +8,9 @@ import { randomBytes } from 'node:crypto';
 import type { OperatorRequest, OpRecord, OpStep, Primary } from '@primacy/common';
 import type { RequestOptions } from './args.js';
 import type { ClusterView } from './cluster.js';
-import { ExitCode, refused, unknownNode, type ExitCodeValue } from './errors.js';
+import { ExitCode, refused, unknownNode, usageError, type ExitCodeValue } from './errors.js';
 import { formatDuration } from './format.js';
+import type { Io } from './io.js';
 
 export type RequestKind = 'switchover' | 'failover';
 
@@ -23,13 +24,43 @@ export function checkRequest(view: ClusterView, kind: RequestKind, o: RequestOpt
   }
 }
 
+/**
+ * How an `--unfenced` request is confirmed, decided before etcd is read: `--yes`, or the operator
+ * types the old primary's name at the terminal. Off a terminal without --yes nobody can be asked, so
+ * it is a usage error and nothing is written.
+ */
+export function unfencedConfirmation(o: RequestOptions, terminal: boolean): 'none' | 'ask' {
+  if (!o.unfenced || o.yes) return 'none';
+  if (terminal) return 'ask';
+  throw usageError('failover --unfenced must be confirmed, and stdin is not a terminal: add --yes once you are sure the old primary takes no writes');
+}
+
+/** The paragraph shown before the operator is asked to type the old primary's name. */
+export function unfencedWarning(oldPrimary: string, to: string): string[] {
+  return [
+    `WARNING: ${oldPrimary}, the old primary, could not be proven fenced. Promoting ${to} without that proof is safe only if`,
+    `${oldPrimary} can take no more writes: if it is still alive and takes writes, two nodes take writes and acknowledged`,
+    `writes can be lost. Make sure ${oldPrimary} is powered off or cut off from its clients before you go on.`,
+  ];
+}
+
+/** Asks the operator to type the old primary's name; anything else throws (exit 1), before anything is written. */
+export async function confirmUnfenced(view: ClusterView, o: RequestOptions, io: Pick<Io, 'stderr' | 'stdin'>): Promise<void> {
+  const old = view.primary?.node;
+  if (old === undefined || !io.stdin) throw refused('failover --unfenced: nobody to confirm it; nothing was written');
+  io.stderr.write(`${unfencedWarning(old, o.to ?? 'a replica').join('\n')}\n`);
+  const answer = await io.stdin.ask(`Type ${old} to fail over without a fencing proof, anything else to abort: `);
+  if (answer === null) throw refused('not confirmed; nothing was written');
+  if (answer.trim() !== old) throw refused(`not confirmed: "${answer.trim()}" is not ${old}; nothing was written`);
+}
+
 /** Time-sortable and unique enough: milliseconds, then 6 random hex digits. */
 export function newRequestId(now: number, random: string = randomBytes(3).toString('hex')): string {
   return `${now}-${random}`;
 }
 
 export function buildRequest(kind: RequestKind, o: RequestOptions, now: number, by: string): OperatorRequest {
-  return { kind, to: o.to, force: o.force, unfenced: o.unfenced ?? false, requestedAt: now, by };
+  return { kind, to: o.to, force: o.force, unfenced: o.unfenced, requestedAt: now, by };
 }
 
 export type WaitEvent =

@@ -2,9 +2,9 @@
  * `primacy status`: the cluster as one model (also the `--json` output, schema version 1 in
  * docs/cli.md) and its rendering as a header and an aligned table. Pure: a view and a time in, lines out.
  */
-import type { Health, MemberState, OpRecord, ReplicationState, SemiSyncState } from '@primacy/common';
+import type { Durability, DurabilityRecord, FenceProofKind, Health, MemberState, OpRecord, ReplicationState, SemiSyncState } from '@primacy/common';
 import { knownNodes, type ClusterView } from './cluster.js';
-import { fields, formatAge, formatDuration, table } from './format.js';
+import { fields, formatAge, formatDuration, formatTime, table } from './format.js';
 import type { Style } from './io.js';
 
 /** What the CLI makes of a node, worst first: see docs/cli.md. */
@@ -19,6 +19,10 @@ export interface NodeStatus {
   readonly health: Health | null;
   readonly error: string | null;
   readonly fenced: boolean | null;
+  /** The failover (by epoch) for which its agent fenced the node and read it back. */
+  readonly fencedFor: number | null;
+  /** Why its agent knows the server is gone, not merely silent. */
+  readonly serverGone: string | null;
   readonly readOnly: boolean | null;
   readonly host: string | null;
   readonly port: number | null;
@@ -44,6 +48,18 @@ export interface OpSummary {
   readonly startedAt: number;
   readonly endedAt: number | null;
   readonly durationMs: number | null;
+  /** How the old primary was proven fenced; null until it was, and for operations that need no proof. */
+  readonly proof: FenceProofKind | null;
+}
+
+/** A failover that may not promote anyone until the old primary is proven fenced (invariant 4). */
+export interface FailoverWait {
+  readonly epoch: number;
+  readonly from: string | null;
+  readonly to: string | null;
+  readonly since: number;
+  /** What was tried and what an operator can do: the `fence` step's detail. */
+  readonly detail: string;
 }
 
 export interface StatusJson {
@@ -56,6 +72,14 @@ export interface StatusJson {
   readonly primary: { node: string; host: string; port: number; epoch: number; state: string; since: number; gtid: string } | null;
   readonly coordinator: string | null;
   readonly lastOp: OpSummary | null;
+  /** The last op, when it is a failover waiting for a fencing proof. */
+  readonly failoverWaits: FailoverWait | null;
+  readonly durability: {
+    /** The config key's; null: each agent's own replication.semiSync. */
+    readonly configured: Durability | null;
+    /** The durability key: a primary's semi-sync state as the coordinator last recorded it. */
+    readonly record: DurabilityRecord | null;
+  };
   readonly requests: ReadonlyArray<{ id: string; kind: string; to: string | null; force: boolean; requestedAt: number; by: string }>;
   readonly nodes: readonly NodeStatus[];
   readonly warnings: readonly string[];
@@ -86,7 +110,15 @@ export function summarizeOp(op: OpRecord): OpSummary {
     startedAt: op.startedAt,
     endedAt: op.endedAt,
     durationMs: op.endedAt === null ? null : op.endedAt - op.startedAt,
+    proof: op.proof?.kind ?? null,
   };
+}
+
+/** A running failover with no proof yet: what it waits for. Null for anything else. */
+export function failoverWait(op: OpRecord | null): FailoverWait | null {
+  if (op === null || op.kind !== 'failover' || op.outcome !== 'running' || op.proof !== null) return null;
+  const fence = op.steps.find((s) => s.name === 'fence' && s.outcome === 'running') ?? op.steps.findLast((s) => s.name === 'fence');
+  return { epoch: op.epoch, from: op.from, to: op.to, since: fence?.startedAt ?? op.startedAt, detail: fence?.detail || op.reason };
 }
 
 function nodeStatus(node: string, m: MemberState | undefined, isPrimary: boolean): NodeStatus {
@@ -100,6 +132,8 @@ function nodeStatus(node: string, m: MemberState | undefined, isPrimary: boolean
     health: m?.health ?? null,
     error: m?.error ?? null,
     fenced: m?.fenced ?? null,
+    fencedFor: m?.fencedFor ?? null,
+    serverGone: m?.serverGone ?? null,
     readOnly: s?.readOnly ?? null,
     host: m?.host ?? null,
     port: m?.port ?? null,
@@ -127,6 +161,8 @@ export function statusModel(view: ClusterView, readAt: number): StatusJson {
     primary: p && { node: p.node, host: p.host, port: p.port, epoch: p.epoch, state: p.state, since: p.since, gtid: p.gtid },
     coordinator: view.coordinator,
     lastOp: view.lastOp && summarizeOp(view.lastOp),
+    failoverWaits: failoverWait(view.lastOp),
+    durability: { configured: view.config.durability ?? null, record: view.durability },
     requests: [...view.requests].map(([id, r]) => ({ id, kind: r.kind, to: r.to, force: r.force, requestedAt: r.requestedAt, by: r.by })),
     nodes: knownNodes(view).map((n) => nodeStatus(n, view.members.get(n), p?.node === n)),
     warnings: view.warnings,
@@ -160,6 +196,45 @@ export function describeOp(op: OpSummary, now: number, style: Style): string {
   return `epoch ${op.epoch} ${op.kind} ${op.from ?? '-'} → ${op.to ?? '-'}, ${outcome} ${when}`;
 }
 
+const PER_AGENT = "not set: each agent's replication.semiSync";
+
+function replicas(n: number): string {
+  return `${n} semi-sync replica${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * The cluster's durability in one line: the mode, and what the primary was last seen doing, with a
+ * fallback (writes that may exist on the primary alone) or a strict mode not yet in force highlighted.
+ */
+export function describeDurability(d: StatusJson['durability'], primary: { node: string; epoch: number } | null, now: number, style: Style): string {
+  const { configured, record: r } = d;
+  if (r === null || primary === null || r.node !== primary.node || r.epoch !== primary.epoch) {
+    const why = r === null ? 'no record from the coordinator yet' : `no record for ${primary ? `${primary.node} (epoch ${primary.epoch})` : 'a primary'} yet; the last is of ${r.node} (epoch ${r.epoch})`;
+    return `${configured ?? PER_AGENT}; ${why}`;
+  }
+  const since = formatDuration(now - r.since);
+  let state: string;
+  switch (r.state) {
+    case 'active':
+      state =
+        r.mode === 'strict' && !r.strict
+          ? style.yellow(`strict, but ${r.node} is not seen strict yet (semi-sync active since ${since}): a revoke proves nothing until it is`)
+          : `${r.mode} (active since ${since}, ${replicas(r.clients)})`;
+      break;
+    case 'fallback':
+      state = style.yellow(`${r.mode}, fallen back to async since ${formatTime(r.since)} (${formatAge(r.since, now)}): writes acknowledged since then may exist only on ${r.node}`);
+      break;
+    case 'off':
+      state = r.mode === 'async' ? `async (semi-sync off since ${since})` : style.yellow(`${r.mode}, but semi-sync is off on ${r.node} (since ${since})`);
+      break;
+    case 'unknown':
+      state = `${r.mode} (${r.node}'s semi-sync state unknown)`;
+      break;
+  }
+  if (configured === null) return `${state}; ${PER_AGENT}`;
+  return configured === r.mode ? state : `${state}; set to ${configured}, not applied yet`;
+}
+
 export function renderStatus(s: StatusJson, now: number, style: Style): string[] {
   const p = s.primary;
   const primaryLine = p
@@ -171,6 +246,7 @@ export function renderStatus(s: StatusJson, now: number, style: Style): string[]
     ['coordinator', s.coordinator ?? style.red('none')],
     ['paused', s.paused ? style.yellow('yes: no automatic failover') : 'no'],
     ['last op', s.lastOp ? describeOp(s.lastOp, now, style) : 'none'],
+    ['durability', describeDurability(s.durability, p, now, style)],
   ];
   for (const r of s.requests) {
     header.push(['request', `${r.id}: ${r.kind}${r.to ? ` to ${r.to}` : ''}${r.force ? ' (forced)' : ''} by ${r.by}, ${formatAge(r.requestedAt, now)}, not taken yet`]);
@@ -186,17 +262,30 @@ export function renderStatus(s: StatusJson, now: number, style: Style): string[]
     formatSemiSync(n.semiSync, style),
     n.agentVersion ?? '-',
   ]);
+  const w = s.failoverWaits;
+  // Nothing is promoted until this is resolved: the line says what was tried and what an operator can do.
+  const waits = w ? [style.red(`failover to epoch ${w.epoch} waits: ${w.detail}`)] : [];
   return [
     ...fields(header),
+    ...waits,
     '',
     ...table(['  NODE', 'ROLE', 'STATE', 'HEALTH', 'READ_ONLY', 'GTID EXECUTED', 'LAG', 'SEMI-SYNC', 'AGENT'], rows, style),
     ...(s.nodes.some((n) => n.primary) ? [style.dim('* the primary named in etcd')] : []),
     ...s.nodes.flatMap((n) => {
-      const why = explainCondition(n);
+      const why = nodeNote(n);
       return why === null ? [] : [`${n.node}: ${why}`];
     }),
     ...s.warnings.map((w) => style.yellow(`warning: ${w}`)),
   ];
+}
+
+/** Why a node is not `ok`, and what its agent proved of it (fenced for a failover, server gone), in one line; null when there is nothing to say. */
+export function nodeNote(n: NodeStatus): string | null {
+  const parts = [explainCondition(n)];
+  if (n.fencedFor !== null && n.state !== 'fenced') parts.push(`fenced for the failover to epoch ${n.fencedFor}`);
+  if (n.serverGone !== null) parts.push(`its agent knows the server is gone: ${n.serverGone}`);
+  const said = parts.filter((p): p is string => p !== null);
+  return said.length === 0 ? null : said.join('; ');
 }
 
 /** Why a node is not `ok`, in one line; null when it is. */
@@ -209,7 +298,7 @@ export function explainCondition(n: NodeStatus): string | null {
     case 'diverged':
       return `diverged${n.errant ? `: errant transactions ${n.errant}` : ''}; kept out of rotation`;
     case 'fenced':
-      return 'fenced by its agent: read-only, client sessions killed';
+      return `fenced by its agent${n.fencedFor === null ? '' : ` for the failover to epoch ${n.fencedFor}`}: read-only, client sessions killed`;
     case 'broken':
       return describeReplication(n.replication);
     default:

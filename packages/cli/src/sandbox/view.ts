@@ -34,6 +34,7 @@ export async function readRawCluster(endpoint: string): Promise<RawCluster> {
     primary: exact(KEYS.primary),
     epoch: exact(KEYS.epoch),
     config: exact(KEYS.config),
+    durability: exact(KEYS.durability),
     lastOp: ops[ops.length - 1] ?? null,
     requests: under(KEYS.requestsPrefix),
   };

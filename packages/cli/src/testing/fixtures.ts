@@ -110,6 +110,7 @@ export interface ViewInput {
   readonly primary?: Primary | null;
   readonly epoch?: number | null;
   readonly config?: unknown;
+  readonly durability?: unknown;
   readonly coordinator?: string | null;
   readonly lastOp?: OpRecord | null;
   readonly requests?: Record<string, unknown>;
@@ -126,6 +127,7 @@ export function view(i: ViewInput = {}, cluster = 'main'): ClusterView {
     primary: i.primary === null || i.primary === undefined ? null : kv(keys.primary, i.primary),
     epoch: i.epoch === null ? null : kv(keys.epoch, i.epoch ?? i.primary?.epoch ?? 2),
     config: i.config === undefined ? null : kv(keys.config, i.config),
+    durability: i.durability === undefined ? null : kv(keys.durability, i.durability),
     lastOp: i.lastOp ? kv(keys.op(i.lastOp.epoch), i.lastOp) : null,
     requests: Object.entries(i.requests ?? {}).map(([id, r]) => kv(keys.request(id), r)),
   };
