@@ -163,6 +163,33 @@ describe('failover under harder faults', () => {
     await finish(run);
   });
 
+  test('a replica whose mysqld is down, then the primary killed: failover to the survivor, nothing acknowledged lost', async () => {
+    const run = await running();
+    const { c, writer } = run;
+    const old = (await c.primary())!;
+    await c.server('db3').kill();
+    // db3's agent publishes when its down period began; db1's agent then republishes what it has, from a probe after that.
+    const down = await waitFor('db3 seen down, with the revision its down period began', async () => {
+      const m = await c.member('db3');
+      return m?.health === 'down' && m.downSinceRevision !== null ? BigInt(m.downSinceRevision) : undefined;
+    }, { timeoutMs: 10_000 });
+    await waitFor('db1 to publish an answer from after that', async () => {
+      const m = await c.member(old.node);
+      return m?.lastAnswer && BigInt(m.lastAnswer.seenRevision) >= down ? true : undefined;
+    }, { timeoutMs: 10_000 });
+    const killedAt = Date.now();
+    await c.server(old.node).kill();
+    const p = await c.readyPrimary({ after: old.epoch, timeoutMs: 20_000 });
+    assert.equal(p.node, 'db2');
+    const op = (await c.op(p.epoch))!;
+    assert.equal(op.outcome, 'done');
+    assert.equal(op.candidates.find((v) => v.node === 'db2')?.reason, 'chosen');
+    process.stdout.write(`# replica down, then primary killed: db2 ready ${p.since - killedAt} ms after the kill\n`);
+    await waitFor('a write on db2', () => writer.firstAckAfter(killedAt) ?? undefined, { timeoutMs: 10_000 });
+    await c.server('db3').start();
+    await finish(run);
+  });
+
   test('a primary key overwritten with garbage: every node fences, then the coordinator rebuilds it and writes resume on the same primary', async () => {
     const run = await running();
     const { c, writer } = run;

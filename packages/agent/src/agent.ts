@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
-import { describeError, gtidContains, parseGtid, type AgentConfig, type Durability, type MemberState, type OpRecord, type OperatorRequest, type Primary } from '@primacy/common';
+import { describeError, gtidContains, parseGtid, type AgentConfig, type Durability, type LastAnswer, type MemberState, type OpRecord, type OperatorRequest, type Primary } from '@primacy/common';
 import { systemClock, sleep, type Clock } from './clock.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { connectEtcd } from './etcd/connect.js';
@@ -106,6 +106,11 @@ export class Agent {
   private serverGone: string | null = null;
   /** The last state the server answered with: one last seen writable may still be, while it does not answer. */
   private lastAnswered: Observation['state'] = null;
+  /** The last answered probe's positions, with the etcd revision read before that probe began. */
+  private lastAnswer: LastAnswer | null = null;
+  /** The revision of the first publication of the current down period; null while the server answers. */
+  private downSinceRevision: string | null = null;
+  private snapshotRevision = '0';
   /** A semi-sync reconcile that failed, and when: it is not retried in a loop. */
   private semiSyncFailed: { reason: string; at: number } | null = null;
   /** The last fence failure, logged once until it changes or a fence succeeds. */
@@ -341,6 +346,8 @@ export class Agent {
   }
 
   private async probe(): Promise<void> {
+    // Read before the probe: what the probe finds, the server had after this revision.
+    const seenRevision = this.snapshotRevision;
     const o = await this.driver.observe();
     this.observedAt = this.clock.now();
     this.counters.probes += 1;
@@ -351,7 +358,11 @@ export class Agent {
     } else this.downProbes = 0;
     const prev = this.observation;
     if (prev?.health !== o.health) this.log[o.health === 'up' ? 'info' : 'warn']({ health: o.health, err: o.error }, `server is ${o.health}`);
-    if (o.health === 'up') this.lastAnswered = o.state;
+    if (o.health === 'up') {
+      this.lastAnswered = o.state;
+      if (o.state) this.lastAnswer = { executed: o.state.gtid.executed, received: o.state.gtid.received, seenRevision };
+      this.downSinceRevision = null;
+    }
     // A node seen writable is not fenced, whatever was done to it before.
     if (o.state?.readOnly === false) {
       this.fenced = false;
@@ -399,6 +410,8 @@ export class Agent {
       fenced,
       fencedFor: fenced ? this.fencedFor : null,
       serverGone: this.serverGone,
+      lastAnswer: this.lastAnswer,
+      downSinceRevision: this.downSinceRevision,
       errant: this.errant,
       revokedEpoch: this.revokedEpoch,
       priority: this.config.promotion.priority,
@@ -408,9 +421,19 @@ export class Agent {
     const due = now - this.memberWrittenAt >= this.config.timings.publishRefreshMs;
     // While an operation runs, the coordinator waits on positions: the candidate's, the replicas' receipt of the fenced primary's last one.
     const switching = this.snapshot?.pendingOp?.outcome === 'running';
-    if (!this.publishNow && !due && !materiallyChanged(this.member, next, this.config.timings.maxLagMs, switching)) return;
+    if (!this.publishNow && !due && !this.answerNeeded() && !materiallyChanged(this.member, next, this.config.timings.maxLagMs, switching)) return;
     try {
-      await withTimeout(lease.put(this.store.keys.member(this.config.node)).value(JSON.stringify(next)).exec(), this.config.etcd.dialTimeoutMs);
+      const put = await withTimeout(lease.put(this.store.keys.member(this.config.node)).value(JSON.stringify(next)).exec(), this.config.etcd.dialTimeoutMs);
+      // The first write of a down period: its revision bounds when the server stopped answering, and goes out with the next write.
+      if (next.health === 'down' && this.downSinceRevision === null) {
+        this.downSinceRevision = String(put.header.revision);
+        this.publishNow = true;
+        this.member = next;
+        this.memberWrittenAt = now;
+        this.counters.memberWrites += 1;
+        this.etcdRecovered();
+        return;
+      }
       this.member = next;
       this.memberWrittenAt = now;
       this.publishNow = false;
@@ -419,6 +442,23 @@ export class Agent {
     } catch (err) {
       this.etcdFailed(err);
     }
+  }
+
+  /**
+   * The primary republishes its positions once a member went down after its last publication: a
+   * replica whose server has been down since before this probe cannot hold anything newer than what
+   * the primary had then, and the coordinator may then fail over without it (decide.ts).
+   */
+  private answerNeeded(): boolean {
+    if (this.primary?.node !== this.config.node || this.lastAnswer === null) return false;
+    const published = BigInt(this.member?.lastAnswer?.seenRevision ?? '0');
+    const now = BigInt(this.lastAnswer.seenRevision);
+    for (const m of this.snapshot?.members.values() ?? []) {
+      if (m.node === this.config.node || m.downSinceRevision === null) continue;
+      const down = BigInt(m.downSinceRevision);
+      if (down > published && now >= down) return true;
+    }
+    return false;
   }
 
   private planInput(primary: Primary | null): NodePlanInput {
@@ -720,6 +760,7 @@ export class Agent {
   private async refreshCluster(): Promise<void> {
     const snap = await this.store.snapshot();
     this.snapshotAt = this.clock.now();
+    this.snapshotRevision = snap.revision;
     this.etcdRecovered();
     const prev = this.snapshot;
     this.snapshot = snap;

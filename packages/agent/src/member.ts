@@ -5,7 +5,7 @@
  * would otherwise cost a write per second).
  */
 import { hostPort } from './health.js';
-import type { MemberState, NodeState } from '@primacy/common';
+import type { LastAnswer, MemberState, NodeState } from '@primacy/common';
 import type { Observation } from './node/driver.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -23,6 +23,8 @@ export interface MemberInput {
   readonly fenced: boolean;
   readonly fencedFor: number | null;
   readonly serverGone: string | null;
+  readonly lastAnswer: LastAnswer | null;
+  readonly downSinceRevision: string | null;
   readonly errant: string | null;
   readonly revokedEpoch: number | null;
   readonly priority: number;
@@ -47,6 +49,8 @@ export function buildMember(i: MemberInput): MemberState {
     fenced: i.fenced,
     fencedFor: i.fencedFor,
     serverGone: i.serverGone,
+    lastAnswer: i.lastAnswer,
+    downSinceRevision: i.downSinceRevision,
     errant: i.errant,
     revokedEpoch: i.revokedEpoch,
     priority: i.priority,
@@ -62,6 +66,8 @@ function material(m: MemberState, maxLagMs: number, gtidMatters: boolean): unkno
     ...m,
     updatedAt: 0,
     probeMs: 0,
+    // Moves with every probe; published when the GTID positions are (and when a down member needs it).
+    lastAnswer: gtidMatters ? m.lastAnswer : null,
     server: s && {
       ...s,
       gtid: gtidMatters ? s.gtid.executed : null,

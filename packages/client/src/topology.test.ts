@@ -29,6 +29,8 @@ function member(node: string, over: Partial<MemberState> = {}, s: Partial<NodeSt
     fenced: false,
     fencedFor: null,
     serverGone: null,
+    lastAnswer: null,
+    downSinceRevision: null,
     errant: null,
     revokedEpoch: null,
     priority: 0,

@@ -77,6 +77,9 @@ export const NodeStateSchema = z.object({
 });
 export type NodeState = z.infer<typeof NodeStateSchema>;
 
+export const LastAnswerSchema = z.object({ executed: z.string(), received: z.string(), seenRevision: z.string() });
+export type LastAnswer = z.infer<typeof LastAnswerSchema>;
+
 export const MemberStateSchema = z.object({
   node: z.string(),
   cluster: z.string(),
@@ -114,6 +117,16 @@ export const MemberStateSchema = z.object({
   noPromote: z.boolean(),
   /** What the last probe read; null when the server has not answered yet. */
   server: NodeStateSchema.nullable(),
+  /**
+   * What the server had the last time it answered, kept while it does not, and the etcd revision of
+   * the cluster snapshot the agent had read before that probe: the probe ran after that revision.
+   */
+  lastAnswer: LastAnswerSchema.nullable().default(null),
+  /**
+   * The etcd revision of this key's first write in the current period of `health: down`: the server
+   * was already down then, and has answered no probe since.
+   */
+  downSinceRevision: z.string().nullable().default(null),
 });
 export type MemberState = z.infer<typeof MemberStateSchema>;
 
@@ -230,7 +243,15 @@ export const OpRecordSchema = z.object({
   /** The members as the coordinator saw them when it decided. */
   members: z.record(
     z.string(),
-    z.object({ health: HealthSchema, gtid: z.string().nullable(), received: z.string().nullable(), semiSync: z.string() }),
+    z.object({
+      health: HealthSchema,
+      gtid: z.string().nullable(),
+      received: z.string().nullable(),
+      semiSync: z.string(),
+      // Absent in records written before they existed.
+      lastAnswer: LastAnswerSchema.nullable().optional(),
+      downSinceRevision: z.string().nullable().optional(),
+    }),
   ),
   candidates: z.array(CandidateVerdictSchema),
   steps: z.array(OpStepSchema),

@@ -509,6 +509,8 @@ function membersAt(snap: ClusterSnapshot): OpRecord['members'] {
         gtid: x.server?.gtid.executed ?? null,
         received: x.server?.gtid.received ?? null,
         semiSync: x.server?.semiSync.sourceActive ? 'source' : x.server?.semiSync.replicaActive ? 'replica' : 'off',
+        lastAnswer: x.lastAnswer,
+        downSinceRevision: x.downSinceRevision,
       },
     ]),
   );

@@ -310,7 +310,7 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
   const fencedBy = `${op.proof.kind}: ${op.proof.detail}`;
 
   const answered = new Set(revoked.map((m) => m.node));
-  const silent = known.filter((n) => !answered.has(n));
+  const unanswered = known.filter((n) => !answered.has(n));
   const oldGtid = op.members[from]?.gtid ?? null;
   const flavor = revoked[0]?.server?.flavor;
   let oldPrimaryGtid: GtidPosition | null = null;
@@ -321,8 +321,12 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
       if (!(err instanceof GtidParseError)) throw err;
     }
   }
-  const required = requiredPosition(op, flavor);
-  if (typeof required === 'string') return { kind: 'failover-abort', reason: required, verdicts: [] };
+  const ownRequired = requiredPosition(op, flavor);
+  if (typeof ownRequired === 'string') return { kind: 'failover-abort', reason: ownRequired, verdicts: [] };
+  // Replicas down since before the old primary's last answer cannot hold more than it had: the candidate must have that instead.
+  const bound = flavor ? boundedSilent(op, from, unanswered, v.members, flavor) : null;
+  const silent = bound ? [] : unanswered;
+  const required = bound ? mergeRequired(ownRequired, bound) : ownRequired;
   const choice = chooseCandidate({
     answering: revoked,
     silent,
@@ -385,6 +389,50 @@ function candidateHolds(v: ClusterView, p: Primary, stalled: string | undefined)
     if (!(err instanceof GtidParseError)) throw err;
     return parts[0]!; // requiredPosition() reports what cannot be read
   }
+}
+
+/**
+ * The rule that keeps a failover from being blocked by replicas that cannot matter. A replica whose
+ * server has been down since revision r (its agent's first `down` write) received nothing after
+ * that. If the old primary's last answered probe began after the agent had read revision s ≥ r,
+ * everything the replica ever received from it is in what the old primary had then. So when every
+ * replica that did not answer is bounded that way, a candidate that contains the old primary's
+ * position at its last answer loses nothing any of them could have acknowledged. Null unless every
+ * one of `unanswered` is bounded (a replica whose key is gone counts only if it was seen down when
+ * the failover began).
+ */
+export function boundedSilent(op: OpRecord, from: string, unanswered: readonly string[], members: ReadonlyMap<string, MemberState>, flavor: Flavor): { nodes: string[]; position: GtidPosition } | null {
+  if (unanswered.length === 0) return null;
+  const last = op.members[from]?.lastAnswer;
+  if (!last) return null;
+  let seen: bigint;
+  try {
+    seen = BigInt(last.seenRevision);
+  } catch {
+    return null;
+  }
+  for (const n of unanswered) {
+    const now = members.get(n);
+    const then = op.members[n];
+    const down = now ? (now.health === 'down' ? now.downSinceRevision : null) : then?.health === 'down' ? (then.downSinceRevision ?? null) : null;
+    if (down === null) return null;
+    try {
+      if (BigInt(down) > seen) return null;
+    } catch {
+      return null;
+    }
+  }
+  try {
+    return { nodes: [...unanswered], position: parseGtid(flavor, last.executed) };
+  } catch (err) {
+    if (err instanceof GtidParseError) return null;
+    throw err;
+  }
+}
+
+function mergeRequired(own: { node: string; position: GtidPosition } | null, bound: { nodes: string[]; position: GtidPosition }): { node: string; position: GtidPosition } {
+  const label = `the old primary (when ${bound.nodes.join(', ')} ha${bound.nodes.length > 1 ? 've' : 's'} been down since before its last answer)`;
+  return own ? { node: `${own.node} and ${label}`, position: mergeGtid(own.position, bound.position) } : { node: label, position: bound.position };
 }
 
 /** The op's `mustContain` as a position; a string when it cannot be read (the failover must not go on blind). */

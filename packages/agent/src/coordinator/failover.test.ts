@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { parseGtid, type ClusterConfig, type DurabilityRecord, type FenceProof, type MemberState, type OpRecord } from '@primacy/common';
 import { decide, PROMOTION_GRACE_MS, type ClusterView, type Decision } from './decide.js';
 import { chooseCandidate, detectFailure, detectStalledPromotion, holdersOf, majorVersion, type ChoiceInput } from './failover.js';
@@ -485,4 +486,52 @@ test('explain: a tie on position says so, and a request\'s failover reason does 
   const durabilityRecord = { epoch: 4, node: 'db1', mode: 'semi-sync' as const, state: 'off' as const, strict: false, since: 1, clients: 0 };
   const d = decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), replica('db3', '0-1-10', {}, 'running')], { requests, durabilityRecord }));
   assert.ok(d.kind === 'failover-start' && d.reason === 'the operator asked to fail over to db2' && d.request?.id === '9-r', JSON.stringify(d));
+});
+
+// ---- not blocked by a replica that cannot matter --------------------------------------------------
+
+/** A failover of db1 past its revoke, db2 answering, db3's server down since revision `down`; db1 last answered at `seen` with `executed`. */
+function boundCase(o: { seen: number; executed: number; down: number | null; db2: number; db3Key?: 'present' | 'gone' }) {
+  const lastAnswer = { executed: `0-1-${o.executed}`, received: `0-1-${o.executed}`, seenRevision: String(o.seen) };
+  const db3Entry = { health: 'down' as const, gtid: null, received: null, semiSync: 'off', lastAnswer: null, downSinceRevision: o.down === null ? null : String(o.down) };
+  const pending = revoking({ members: { db1: { health: 'down', gtid: null, received: null, semiSync: 'off', lastAnswer, downSinceRevision: null }, db2: { health: 'up', gtid: '0-1-1', received: '0-1-1', semiSync: 'replica' }, db3: db3Entry } });
+  const db3 = member('db3', { health: 'down', downSinceRevision: o.down === null ? null : String(o.down) }, null);
+  const members = [replica('db2', `0-1-${o.db2}`, { revokedEpoch: 5 }, 'stopped'), ...(o.db3Key === 'gone' ? [] : [db3])];
+  return decide(view(members, { pendingOp: pending, now: 9_600 + timings.revokeWaitMs + 1 }));
+}
+
+test('bounded: a replica down since before the old primary\'s last answer does not block the failover', () => {
+  const d = boundCase({ seen: 120, executed: 40, down: 100, db2: 40 });
+  assert.ok(d.kind === 'promote' && d.node === 'db2', JSON.stringify(d));
+  // Its agent died since: it was seen down when the failover began, which still bounds it.
+  assert.equal(boundCase({ seen: 120, executed: 40, down: 100, db2: 40, db3Key: 'gone' }).kind, 'promote');
+});
+
+test('bounded: the candidate must then contain what the old primary had at its last answer', () => {
+  const d = boundCase({ seen: 120, executed: 40, down: 100, db2: 39 });
+  assert.equal(d.kind, 'failover-abort');
+  assert.match(reason(d), /no replica has everything the old primary \(when db3 has been down since before its last answer\) received \(0-1-40\)/);
+});
+
+test('bounded: not when the replica went down after the old primary\'s last answer, or its down period is unknown', () => {
+  assert.match(reason(boundCase({ seen: 90, executed: 40, down: 100, db2: 40 })), /too few nodes answer .* db3/);
+  assert.match(reason(boundCase({ seen: 120, executed: 40, down: null, db2: 40 })), /too few nodes answer .* db3/);
+});
+
+test('bounded (property): whatever the timing, a promoted node has everything a down replica received', () => {
+  // One domain; db1 commits one transaction per tick, so its position at tick t is 0-1-t; etcd revisions are ticks too.
+  fc.assert(
+    fc.property(
+      fc.record({ death: fc.integer({ min: 1, max: 50 }), publishLag: fc.integer({ min: 1, max: 10 }), seen: fc.integer({ min: 1, max: 80 }), probeLag: fc.integer({ min: 0, max: 10 }), lost: fc.integer({ min: 0, max: 20 }), db2: fc.integer({ min: 0, max: 100 }) }),
+      ({ death, publishLag, seen, probeLag, lost, db2 }) => {
+        const down = death + publishLag; // the agent's first `down` write comes after the server died
+        const executed = seen + probeLag; // the probe began after the read at revision `seen`
+        const db3Received = Math.max(0, death - lost); // what db3 had when it died
+        const d = boundCase({ seen, executed, down, db2 });
+        if (d.kind !== 'promote') return true;
+        return d.node === 'db2' && db2 >= db3Received;
+      },
+    ),
+    { numRuns: 2000 },
+  );
 });

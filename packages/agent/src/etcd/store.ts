@@ -56,6 +56,8 @@ export interface ClusterSnapshot {
   /** Election keys, oldest first: the first one is the coordinator. */
   readonly campaigners: readonly Campaigner[];
   readonly invalid: readonly EtcdValueError[];
+  /** The etcd revision this snapshot was read at. */
+  readonly revision: string;
 }
 
 export class ClusterStore {
@@ -73,8 +75,12 @@ export class ClusterStore {
   #opEpoch = 0;
 
   /** Range reads in one read-only transaction: linearizable (etcd's default) and all at one revision. */
+  /** The revision of the last read-only transaction. */
+  #lastRevision = '0';
+
   async #readAll<const T extends readonly Ranged[]>(ranges: T): Promise<{ -readonly [K in keyof T]: IKeyValue[] }> {
     const res = await this.client.kv.txn({ compare: [], success: await Promise.all(ranges.map((r) => r.op())), failure: [] });
+    this.#lastRevision = String(res.header.revision);
     return ranges.map((_, i) => {
       const range = res.responses[i]?.response_range;
       if (!range) throw new Error(`etcd answered a read-only transaction without range ${i}`);
@@ -160,6 +166,7 @@ export class ClusterStore {
         lease: String(kv.lease),
       })),
       invalid,
+      revision: this.#lastRevision,
     };
   }
 

@@ -43,6 +43,8 @@ export function member(node: string, over: Partial<MemberState> = {}, s: Partial
     fenced: false,
     fencedFor: null,
     serverGone: null,
+    lastAnswer: null,
+    downSinceRevision: null,
     errant: null,
     revokedEpoch: null,
     priority: 0,
