@@ -184,7 +184,8 @@ describe('failover under harder faults', () => {
     const op = (await c.op(p.epoch))!;
     assert.equal(op.outcome, 'done');
     assert.equal(op.candidates.find((v) => v.node === 'db2')?.reason, 'chosen');
-    process.stdout.write(`# replica down, then primary killed: db2 ready ${p.since - killedAt} ms after the kill\n`);
+    const steps = op.steps.map((s) => `${s.name} +${s.startedAt - killedAt}`).join(', ');
+    process.stdout.write(`# replica down, then primary killed: db2 ready ${p.since - killedAt} ms after the kill (${steps})\n`);
     await waitFor('a write on db2', () => writer.firstAckAfter(killedAt) ?? undefined, { timeoutMs: 10_000 });
     await c.server('db3').start();
     await finish(run);
