@@ -55,6 +55,11 @@ export interface ClusterView {
   readonly primary: Primary | null;
   readonly epoch: number | null;
   readonly config: ClusterConfig;
+  /**
+   * Why the config key, which exists, cannot be read; null when it can. The coordinator then starts
+   * no automatic failover and takes no request, so `config`'s defaults (not paused) are not the truth.
+   */
+  readonly configProblem: string | null;
   /** The coordinator's record of a primary's semi-sync state: the current primary's, unless it is stale. */
   readonly durability: DurabilityRecord | null;
   /** The value of the oldest election key: the agent that coordinates. */
@@ -94,6 +99,7 @@ export class Decoder {
 export function decodeCluster(cluster: string, keys: ClusterKeys, raw: RawCluster): ClusterView {
   const d = new Decoder();
   const members = d.decodeAll(MemberStateSchema, keys.membersPrefix, raw.members);
+  const configRead = raw.config ? decodeValue(ClusterConfigSchema, raw.config.key, raw.config.value) : null;
   return {
     cluster,
     keys,
@@ -103,6 +109,7 @@ export function decodeCluster(cluster: string, keys: ClusterKeys, raw: RawCluste
     primary: d.decode(PrimarySchema, raw.primary),
     epoch: d.decode(EpochSchema, raw.epoch),
     config: d.decode(ClusterConfigSchema, raw.config) ?? ClusterConfigSchema.parse({}),
+    configProblem: configRead && !configRead.ok ? configRead.error.why : null,
     durability: d.decode(DurabilityRecordSchema, raw.durability),
     coordinator: raw.election[0]?.value ?? null,
     lastOp: d.decode(OpRecordSchema, raw.lastOp),

@@ -208,12 +208,15 @@ describe('status', () => {
     const s = statusModel(v, T0);
     assert.deepEqual(s.nodes.map((n) => n.node), ['db1', 'db2', 'db3'], 'db2 (the primary) and db3 (in the last op) are gone; db8, db9 skipped');
     assert.equal(s.warnings.length, 3);
+    assert.equal(s.paused, false);
+    assert.match(s.configProblem ?? '', /^paused: /, 'status does not pass the defaults off as the truth');
     assert.deepEqual(s.durability, { configured: null, record: null }, 'a malformed config key leaves durability unset');
     assert.match(s.warnings.join('\n'), /ignoring malformed value at \/primacy\/main\/members\/db9/);
     assert.match(s.warnings.join('\n'), /ignoring malformed value at \/primacy\/main\/members\/db8: not JSON/);
     assert.match(s.warnings.join('\n'), /ignoring malformed value at \/primacy\/main\/config: paused/);
     const lines = renderStatus(s, T0, PLAIN);
     assert.equal(lines.filter((l) => l.startsWith('warning: ignoring malformed value')).length, 3);
+    assert.ok(lines.some((l) => /^paused\s+unknown: the config key cannot be read \(paused: .*\); no automatic failover and no request is taken until it is fixed or deleted$/.test(l)), lines.join('\n'));
   });
 
   test('colours on a terminal, aligned all the same', () => {

@@ -68,6 +68,8 @@ export interface StatusJson {
   readonly revision: string;
   readonly readAt: number;
   readonly paused: boolean;
+  /** The config key cannot be read: no automatic failover and no request until it is fixed (then `paused` is not the truth). */
+  readonly configProblem: string | null;
   readonly epoch: number | null;
   readonly primary: { node: string; host: string; port: number; epoch: number; state: string; since: number; gtid: string } | null;
   readonly coordinator: string | null;
@@ -157,6 +159,7 @@ export function statusModel(view: ClusterView, readAt: number): StatusJson {
     revision: view.revision,
     readAt,
     paused: view.config.paused,
+    configProblem: view.configProblem,
     epoch: view.epoch,
     primary: p && { node: p.node, host: p.host, port: p.port, epoch: p.epoch, state: p.state, since: p.since, gtid: p.gtid },
     coordinator: view.coordinator,
@@ -244,7 +247,14 @@ export function renderStatus(s: StatusJson, now: number, style: Style): string[]
     ['cluster', `${style.bold(s.cluster)} (etcd revision ${s.revision})`],
     ['primary', primaryLine],
     ['coordinator', s.coordinator ?? style.red('none')],
-    ['paused', s.paused ? style.yellow('yes: no automatic failover') : 'no'],
+    [
+      'paused',
+      s.configProblem !== null
+        ? style.red(`unknown: the config key cannot be read (${s.configProblem}); no automatic failover and no request is taken until it is fixed or deleted`)
+        : s.paused
+          ? style.yellow('yes: no automatic failover')
+          : 'no',
+    ],
     ['last op', s.lastOp ? describeOp(s.lastOp, now, style) : 'none'],
     ['durability', describeDurability(s.durability, p, now, style)],
   ];
