@@ -542,7 +542,7 @@ export class Agent {
       case 'fence':
         return this.fence(action.reason, action.forEpoch ?? null);
       case 'revoke':
-        return this.driver.stopReplicaIo();
+        return this.driver.stopReplicaIo(this.config.timings.revokeWaitMs);
       case 'demote': {
         const { killed } = await demoteNode(this.driver, this.config.timings.drainMs);
         this.fenced = true;

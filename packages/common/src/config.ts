@@ -77,7 +77,7 @@ const TimingsSchema = z.strictObject({
   /** How long a switchover waits for every registered client to report its writes paused before demoting. */
   clientPauseWaitMs: ms.default(2000),
   /** How long a failover waits for every replica to stop receiving from the old primary. */
-  revokeWaitMs: ms.default(2000),
+  revokeWaitMs: ms.default(8000),
   /** After an automatic failover aborted (too few nodes answered, say), how long before it is tried again. */
   failoverRetryMs: ms.default(5000),
 });

@@ -183,7 +183,11 @@ export class Coordinator {
           mustContain: decision.mustContain,
           // What the old primary promised about its writes, as last recorded: the record says what may be lost.
           durability: snap.durability && snap.durability.node === p.node && snap.durability.epoch === p.epoch ? snap.durability : null,
-          steps: [step('detect', now, now, 'ok', decision.reason), step('fence', now, null, 'running', 'the old primary must be proven fenced before anyone is promoted')],
+          steps: decision.proof
+            ? [step('detect', now, now, 'ok', decision.reason), step('fence', now, now, 'ok', 'carried over from the aborted attempt'), step('fenced', now, now, 'ok', `${decision.proof.kind}: ${decision.proof.detail}`)]
+            : [step('detect', now, now, 'ok', decision.reason), step('fence', now, null, 'running', 'the old primary must be proven fenced before anyone is promoted')],
+          ...(decision.proof ? { proof: decision.proof } : {}),
+          ...(decision.carriedRequest && !r ? { request: decision.carriedRequest, to: decision.carriedRequest.to } : {}),
         };
         // A candidate failed before it was ready: the operation that chose it ends here, aborted, in the same transaction.
         const cur = snap.currentOp;
@@ -360,12 +364,13 @@ export class Coordinator {
         const s = m?.server;
         if (!p || !op || !m || !s) return;
         const catchUp = decision.catchUpFrom ? snap.members.get(decision.catchUpFrom) : undefined;
+        const catchUpFrom = decision.catchUpPosition ?? (catchUp?.server ? { node: catchUp.node, host: catchUp.host, port: catchUp.port, gtid: catchUp.server.gtid.received } : null);
         const steps = closeRunning(op.steps, now);
         const next: OpRecord = {
           ...op,
           coordinator: { node: this.d.config.node, revision: token.createRevision },
           to: m.node,
-          catchUpFrom: catchUp?.server ? { node: catchUp.node, host: catchUp.host, port: catchUp.port, gtid: catchUp.server.gtid.received } : null,
+          catchUpFrom,
           candidates: decision.verdicts,
           members: { ...op.members, ...membersAt(snap) },
           steps: [...steps, step('choose', now, now, 'ok', decision.reason), step('write primary', now, now, 'ok', `epoch ${op.epoch}, state promoting`)],
@@ -387,8 +392,9 @@ export class Coordinator {
    * back), then the fencing command when one is configured and due. A proof, or what each said.
    */
   private async tryFence(p: Primary, op: OpRecord): Promise<{ proof: FenceProof | null; notes: string[] }> {
-    const now = this.d.clock.now();
     const sql = await this.fenceOverSql(p);
+    // The proof's time is when read_only was read back, not when the attempt began.
+    const now = this.d.clock.now();
     if (sql.ok) return { proof: { kind: 'sql-fenced', detail: `the coordinator fenced ${p.node} over SQL: ${sql.detail}`, at: now, finalGtid: sql.gtid }, notes: [] };
     // A refusal from this host's own kernel: nothing listens there.
     if (sql.refused && isLocalEndpoint({ host: p.host })) {

@@ -89,7 +89,8 @@ export type Decision =
   | { readonly kind: 'repair-refused'; readonly reason: string }
   | { readonly kind: 'request-dropped'; readonly id: string; readonly reason: string }
   | { readonly kind: 'mark-ready'; readonly node: string; readonly epoch: number; readonly reason: string }
-  | { readonly kind: 'failover-start'; readonly from: string; readonly reason: string; readonly request: RequestRef | null; readonly mustContain: string | null }
+  /** `proof`, `carriedRequest`: a proof whose evidence outlives an aborted attempt (an operator's word, a fencing command), kept for the next. */
+  | { readonly kind: 'failover-start'; readonly from: string; readonly reason: string; readonly request: RequestRef | null; readonly mustContain: string | null; readonly proof?: FenceProof; readonly carriedRequest?: RequestRef }
   | { readonly kind: 'request-refused'; readonly id: string; readonly request: OperatorRequest; readonly reason: string }
   | { readonly kind: 'switchover-start'; readonly from: string; readonly to: string; readonly request: RequestRef; readonly reason: string; readonly verdicts: CandidateVerdict[] }
   | { readonly kind: 'record-demoted'; readonly node: string; readonly gtid: string; readonly reason: string }
@@ -110,6 +111,8 @@ export type Decision =
       readonly kind: 'promote';
       readonly node: string;
       readonly catchUpFrom: string | null;
+      /** Where to catch up from when it is not a member's received position: the fenced old primary's final one. */
+      readonly catchUpPosition?: { readonly node: string; readonly host: string; readonly port: number; readonly gtid: string } | null;
       readonly fencedBy: string;
       readonly reason: string;
       readonly verdicts: CandidateVerdict[];
@@ -246,7 +249,19 @@ function decideFailover(v: ClusterView, p: Primary): Decision {
     configRefusal(v) ??
     refuseAutomatic(v.config, v.currentOp, v.now, v.timings.antiFlapMs) ??
     (holders?.length === 0 ? `no other replica has everything ${p.node} received (${mustContain}), which may hold acknowledged writes; ${p.node} keeps trying` : null);
-  if (refusal === null) return { kind: 'failover-start', from: p.node, reason: failure.reason, request: null, mustContain };
+  if (refusal === null) {
+    // An operator's override or a fencing command stays true across a retry; a fence the old primary's agent may have undone since does not.
+    const kept = last?.kind === 'failover' && last.outcome === 'aborted' && last.from === p.node && last.epoch === p.epoch + 1 && (last.proof?.kind === 'operator' || last.proof?.kind === 'fencing-command') ? last : null;
+    return {
+      kind: 'failover-start',
+      from: p.node,
+      reason: failure.reason,
+      request: null,
+      mustContain,
+      ...(kept?.proof ? { proof: kept.proof } : {}),
+      ...(kept?.request ? { carriedRequest: kept.request } : {}),
+    };
+  }
   const reason = `${failure.reason}; failover refused: ${refusal}`;
   // A refusal is recorded once; it is re-evaluated on every tick and recorded again only when its reason changes.
   if (v.pendingOp?.outcome === 'refused' && v.pendingOp.reason === reason) return NONE;
@@ -338,14 +353,42 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
     required,
   });
   if (!choice.ok) return { kind: 'failover-abort', reason: choice.reason, verdicts: choice.verdicts };
+  // The fenced old primary's final position may hold writes it acknowledged (asynchronously, or after
+  // semi-sync fell back) that no replica received: the candidate then takes them from it.
+  const final = finalFromOld(op.proof.finalGtid, choice.catchUpFrom ?? choice.node, v.members, flavor);
+  if (final !== null) {
+    return {
+      kind: 'promote',
+      node: choice.node,
+      catchUpFrom: null,
+      catchUpPosition: { node: from, host: p.host, port: p.port, gtid: final },
+      fencedBy,
+      reason: `${choice.reason}; it first takes ${from}'s last transactions (${final}) from ${from}, fenced but readable`,
+      verdicts: choice.verdicts,
+    };
+  }
   return { kind: 'promote', node: choice.node, catchUpFrom: choice.catchUpFrom, fencedBy, reason: choice.reason, verdicts: choice.verdicts };
+}
+
+/** The old primary's final position, when the node the candidate would end up equal to has not received all of it; else null. */
+function finalFromOld(finalGtid: string | null, node: string, members: ReadonlyMap<string, MemberState>, flavor: Flavor | undefined): string | null {
+  if (finalGtid === null || finalGtid === '' || !flavor) return null;
+  const has = members.get(node);
+  const received = has ? positionOf(has, 'received') : null;
+  try {
+    return received !== null && gtidContains(received, parseGtid(flavor, finalGtid)) ? null : finalGtid;
+  } catch (err) {
+    if (err instanceof GtidParseError) return null;
+    throw err;
+  }
 }
 
 /** The replicas still receiving from `p` that have not received `finalGtid` yet. */
 function catchingUp(finalGtid: string | null, answering: readonly MemberState[], p: Primary): string[] {
   if (finalGtid === null || finalGtid === '') return [];
+  // Not only those receiving now: one reconnecting to the old primary (after a partition healed, say) gets there too.
   return answering
-    .filter((m) => m.server?.replication?.ioState === 'running' && isPointedAt(m, p))
+    .filter((m) => m.server?.replication !== null && m.server?.replication?.ioState !== 'stopped' && isPointedAt(m, p))
     .filter((m) => {
       const has = positionOf(m, 'received');
       try {

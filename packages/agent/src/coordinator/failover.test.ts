@@ -244,7 +244,7 @@ test('decide: once proven, the replicas still receiving first take the fenced pr
   assert.equal(kind(decide(view([receiving('db2', '0-1-12'), receiving('db3', '0-1-12')], { pendingOp: final }))), 'revoke');
   const late = decide(view([receiving('db2', '0-1-12'), receiving('db3', '0-1-11')], { pendingOp: final, now: 9_600 + timings.revokeWaitMs }));
   assert.equal(kind(late), 'revoke');
-  assert.match(reason(late), /db3 did not receive db1's last transactions within 2000 ms/);
+  assert.match(reason(late), /db3 did not receive db1's last transactions within 8000 ms/);
   // Without a final position (the server is gone), the revoke is at once.
   assert.equal(kind(decide(view([receiving('db2', '0-1-10')], { pendingOp: op({ proof: proven('server-gone'), steps: [fencedStep('x')] }) }))), 'revoke');
 });
@@ -534,4 +534,31 @@ test('bounded (property): whatever the timing, a promoted node has everything a 
     ),
     { numRuns: 2000 },
   );
+});
+
+test('decide: a replica reconnecting to the fenced old primary is waited for too, and a candidate without its last transactions takes them from it', () => {
+  const final = op({ proof: proven('sql-fenced', '0-1-1119'), steps: [fencedStep('x')] });
+  // After a partition heals the replicas are 'connecting' again: they are waited for, not skipped.
+  const d = decide(view([replica('db2', '0-1-28'), replica('db3', '0-1-28')], { pendingOp: final }));
+  assert.equal(kind(d), 'await');
+  assert.match(reason(d), /waiting for db2, db3 to receive db1's last transactions \(0-1-1119\)/);
+  // They never got there: the most advanced still must not be promoted without them.
+  const revoked = [replica('db2', '0-1-30', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-28', { revokedEpoch: 5 }, 'stopped')];
+  const p = decide(view(revoked, { pendingOp: { ...final, steps: [...final.steps, revokeStep()] } }));
+  assert.ok(p.kind === 'promote' && p.node === 'db2' && p.catchUpPosition?.node === 'db1' && p.catchUpPosition.gtid === '0-1-1119' && p.catchUpPosition.port === 3301, JSON.stringify(p));
+  assert.match(p.reason, /first takes db1's last transactions \(0-1-1119\) from db1, fenced but readable/);
+  // With them already received, nothing more.
+  const had = decide(view([replica('db2', '0-1-1119', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-28', { revokedEpoch: 5 }, 'stopped')], { pendingOp: { ...final, steps: [...final.steps, revokeStep()] } }));
+  assert.ok(had.kind === 'promote' && !had.catchUpPosition, JSON.stringify(had));
+});
+
+test('decide: an operator\'s override or a fencing command outlives an aborted attempt; a fence does not', () => {
+  const aborted = (proof: FenceProof) => op({ outcome: 'aborted', endedAt: 9_000, proof, request: { id: '7-x', to: 'db3', force: false } });
+  const members = [deadPrimary, replica('db2', '0-1-10'), replica('db3', '0-1-10')];
+  const d = decide(view(members, { pendingOp: aborted(proven('operator')) }));
+  assert.ok(d.kind === 'failover-start' && d.proof?.kind === 'operator' && d.carriedRequest?.to === 'db3', JSON.stringify(d));
+  const cmd = decide(view(members, { pendingOp: aborted(proven('fencing-command')), now: 9_000 + timings.failoverRetryMs }));
+  assert.ok(cmd.kind === 'failover-start' && cmd.proof?.kind === 'fencing-command', JSON.stringify(cmd));
+  const sql = decide(view(members, { pendingOp: aborted(proven('sql-fenced')), now: 9_000 + timings.failoverRetryMs }));
+  assert.ok(sql.kind === 'failover-start' && sql.proof === undefined, JSON.stringify(sql));
 });

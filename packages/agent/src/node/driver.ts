@@ -58,8 +58,12 @@ export interface NodeDriver {
    * Returns how many were killed. Part of fencing: on MariaDB read_only does not bind SUPER users.
    */
   killClientSessions(): Promise<number>;
-  /** "Revoke": stop receiving from the current source, keep applying what was received. */
-  stopReplicaIo(): Promise<void>;
+  /**
+   * "Revoke": stop receiving from the current source, keep applying what was received. An IO thread
+   * reconnecting to a source that does not answer holds the statement up to slave_net_timeout, so
+   * the revoke takes its own `timeoutMs`.
+   */
+  stopReplicaIo(timeoutMs?: number): Promise<void>;
   stopReplication(): Promise<void>;
   startReplication(): Promise<void>;
   /** Stops and forgets replication entirely (the node becomes a source). */

@@ -87,8 +87,8 @@ class FlavorDetectingDriver implements NodeDriver {
   killClientSessions(): Promise<number> {
     return this.#forOperation().then((d) => d.killClientSessions());
   }
-  stopReplicaIo(): Promise<void> {
-    return this.#forOperation().then((d) => d.stopReplicaIo());
+  stopReplicaIo(timeoutMs?: number): Promise<void> {
+    return this.#forOperation().then((d) => d.stopReplicaIo(timeoutMs));
   }
   stopReplication(): Promise<void> {
     return this.#forOperation().then((d) => d.stopReplication());

@@ -192,8 +192,8 @@ export class MariaDbDriver implements NodeDriver {
     return this.#ops.run(() => killClientSessions(this.#sessions.admin, this.#sql, () => ownThreadIds(this.#sessions)));
   }
 
-  stopReplicaIo(): Promise<void> {
-    return this.#admin(['STOP SLAVE IO_THREAD']);
+  stopReplicaIo(timeoutMs?: number): Promise<void> {
+    return this.#admin(['STOP SLAVE IO_THREAD'], timeoutMs);
   }
 
   stopReplication(): Promise<void> {

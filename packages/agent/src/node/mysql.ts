@@ -220,8 +220,8 @@ export class MySqlDriver implements NodeDriver {
     return this.#ops.run(() => killClientSessions(this.#sessions.admin, this.#sql, () => ownThreadIds(this.#sessions)));
   }
 
-  stopReplicaIo(): Promise<void> {
-    return this.#admin(['STOP REPLICA IO_THREAD']);
+  stopReplicaIo(timeoutMs?: number): Promise<void> {
+    return this.#admin(['STOP REPLICA IO_THREAD'], timeoutMs);
   }
 
   stopReplication(): Promise<void> {

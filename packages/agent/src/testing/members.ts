@@ -71,7 +71,7 @@ export function membersOf(...ms: MemberState[]): Map<string, MemberState> {
 export const timings: ClusterView['timings'] = {
   antiFlapMs: 300_000,
   maxLagMs: 10_000,
-  revokeWaitMs: 2000,
+  revokeWaitMs: 8000,
   switchoverCatchUpMs: 10_000,
   clientPauseWaitMs: 2000,
   relayApplyTimeoutMs: 10_000,
