@@ -41,6 +41,8 @@ export interface MariaDbServer {
   readonly logFile: string;
   /** Pid of the latest start; stays set after the process exits. */
   readonly pid: number;
+  /** The pid file mariadbd writes (--pid-file). */
+  readonly pidFile: string;
   isRunning(): boolean;
   /** Clean shutdown (SIGTERM), waits for the exit. */
   stop(): Promise<void>;
@@ -189,7 +191,7 @@ class Server implements MariaDbServer {
   readonly dataDir: string;
   readonly socket: string;
   readonly logFile: string;
-  private readonly pidFile: string;
+  readonly pidFile: string;
   private process: ManagedProcess | undefined;
   private readonly connections = new Set<Connection>();
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { Etcd3 } from 'etcd3';
 import type { Connection } from 'mysql2/promise';
 import { MemberStateSchema, OpRecordSchema, PrimarySchema, clusterKeys, type ClusterKeys, type MemberState, type OpRecord, type Primary } from '@primacy/common';
-import { APP, startMariaDb, waitFor, type EtcdCluster, type MariaDbCluster, type MariaDbServer } from '../harness/index.js';
+import { APP, startMariaDb, startProxy, waitFor, type EtcdCluster, type MariaDbCluster, type MariaDbServer, type TcpProxy } from '../harness/index.js';
 import { startAgent, type AgentOptions, type AgentProcess } from './agents.js';
 
 let clusterCount = 0;
@@ -19,6 +19,8 @@ export interface TestCluster {
   readonly db: MariaDbCluster;
   readonly etcd: Etcd3;
   readonly agents: Map<string, AgentProcess>;
+  /** With `advertiseProxies`: the proxy in front of each node's advertised port, by node; empty otherwise. */
+  readonly proxies: ReadonlyMap<string, TcpProxy>;
   server(node: string): MariaDbServer;
   primary(): Promise<Primary | null>;
   member(node: string): Promise<MemberState | null>;
@@ -45,21 +47,48 @@ export interface ClusterOptions {
   readonly etcdEndpointsFor?: (node: string) => readonly string[];
   /** Starts this node's agent first, so that it wins the election and coordinates. */
   readonly coordinator?: string;
+  /** Extra mariadbd options for every server, e.g. `{ slave_net_timeout: 4 }`. */
+  readonly serverOptions?: Record<string, string | number | boolean>;
+  /**
+   * Each node's advertised port (mysql.advertisePort: what replicas and the coordinator use) goes
+   * through a harness TCP proxy that a test can cut (`TestCluster.proxies`); the node's own agent and
+   * the test's clients connect directly.
+   */
+  readonly advertiseProxies?: boolean;
+  /** Gives each agent its server's pid file (mysql.pidFile). */
+  readonly pidFiles?: boolean;
 }
 
 export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = {}): Promise<TestCluster> {
   const name = `c${++clusterCount}`;
   const keys = clusterKeys(name);
   const semiSync = options.semiSync ?? true;
-  const db = await startMariaDb({ count: 3, primary: null, semiSync, ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}) });
-  const client = etcd.client();
-  const agentOptions = (s: MariaDbServer): AgentOptions => ({
-    cluster: name,
-    node: s.name,
-    etcd: options.etcdEndpointsFor?.(s.name) ?? etcd.endpoints,
-    db: s,
-    config: merge({ bootstrap: { primary: 'db1' }, replication: { semiSync } }, options.agentConfig ?? {}),
+  const db = await startMariaDb({
+    count: 3,
+    primary: null,
+    semiSync,
+    ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
+    ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
   });
+  const client = etcd.client();
+  const proxies = new Map<string, TcpProxy>();
+  if (options.advertiseProxies) {
+    for (const s of db.servers) proxies.set(s.name, await startProxy({ targetHost: s.host, targetPort: s.port }));
+  }
+  const agentOptions = (s: MariaDbServer): AgentOptions => {
+    const proxy = proxies.get(s.name);
+    const mysql: Record<string, unknown> = {};
+    if (proxy) mysql['advertisePort'] = proxy.port;
+    if (options.pidFiles) mysql['pidFile'] = s.pidFile;
+    const own = Object.keys(mysql).length > 0 ? { mysql } : {};
+    return {
+      cluster: name,
+      node: s.name,
+      etcd: options.etcdEndpointsFor?.(s.name) ?? etcd.endpoints,
+      db: s,
+      config: merge(merge({ bootstrap: { primary: 'db1' }, replication: { semiSync } }, options.agentConfig ?? {}), own),
+    };
+  };
   const first = db.servers.find((s) => s.name === options.coordinator);
   const leader = first ? [await startAgent(agentOptions(first))] : [];
   if (first) {
@@ -77,6 +106,7 @@ export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = 
     db,
     etcd: client,
     agents,
+    proxies,
     server: (node) => db.servers.find((s) => s.name === node)!,
     primary: () => read(keys.primary, (v) => PrimarySchema.parse(v)),
     member: (node) => read(keys.member(node), (v) => MemberStateSchema.parse(v)),
@@ -120,6 +150,7 @@ export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = 
     },
     async stop() {
       await Promise.allSettled([...agents.values()].map((a) => a.kill()));
+      await Promise.allSettled([...proxies.values()].map((p) => p.close()));
       await db.stop();
     },
   };
@@ -151,6 +182,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  */
 export class Writer {
   readonly acked = new Map<number, number>();
+  /** The node that acknowledged each id. */
+  readonly ackedOn = new Map<number, string>();
   readonly errors: string[] = [];
   private next = 1;
   private stopped = false;
@@ -185,8 +218,10 @@ export class Writer {
           this.connNode = p.node;
         }
         const id = this.next++;
+        const node = p.node;
         await this.conn.query({ sql: 'INSERT INTO app.acks (id) VALUES (?)', timeout: 15_000 }, [id]);
         this.acked.set(id, Date.now());
+        this.ackedOn.set(id, node);
       } catch (err) {
         this.errors.push(err instanceof Error ? err.message : String(err));
         this.conn?.destroy();
@@ -204,19 +239,67 @@ export class Writer {
   }
 }
 
-/** Polls every node's read_only every ~20 ms and records any moment when two nodes were writable. */
+/** A node the watch does not count as able to take writes from `from` on, and why. */
+export interface Exemption {
+  readonly node: string;
+  readonly reason: string;
+  readonly from: number;
+}
+
+/** A sample in which more than one node read read_only OFF. */
+export interface WritableSample {
+  readonly at: number;
+  readonly writable: readonly string[];
+}
+
+/**
+ * Polls every node's read_only every ~20 ms and records any moment when two nodes were writable.
+ * A test may exempt a node from a time on (`exempt`) when read_only=0 there cannot take a write (a
+ * revoked node under strict semi-sync cannot commit): such samples go to `exempted`, not
+ * `violations`, and the test asserts instead that the node acknowledged nothing.
+ */
 export class WritableWatch {
   readonly violations: string[] = [];
+  /** Samples with more than one writable node that an exemption excused. */
+  readonly exempted: Array<WritableSample & { readonly exempt: readonly string[] }> = [];
+  readonly exemptions: Exemption[] = [];
   samples = 0;
   private stopped = false;
   private loop: Promise<void> | null = null;
   private readonly conns = new Map<string, Connection>();
+  /** Every sample with more than one writable node, so that an exemption can also excuse earlier ones. */
+  private readonly overlaps: Array<WritableSample & { readonly violation: string }> = [];
 
   constructor(private readonly cluster: TestCluster) {}
 
   start(): this {
     this.loop = this.run();
     return this;
+  }
+
+  /** From `from` on (which may be in the past), `node` read writable does not count; says why. */
+  exempt(node: string, reason: string, from: number = Date.now()): void {
+    this.exemptions.push({ node, reason, from });
+    // Samples already taken after `from` are judged again.
+    for (const o of this.overlaps) {
+      const i = this.violations.indexOf(o.violation);
+      if (i === -1) continue;
+      const judged = this.judge(o);
+      if (judged === null) this.violations.splice(i, 1);
+    }
+  }
+
+  private exemptAt(node: string, at: number): boolean {
+    return this.exemptions.some((e) => e.node === node && at >= e.from);
+  }
+
+  /** The violation text for a sample, or null when the exemptions leave at most one writable node (recorded in `exempted`). */
+  private judge(o: WritableSample): string | null {
+    const exempt = o.writable.filter((n) => this.exemptAt(n, o.at));
+    const counted = o.writable.filter((n) => !exempt.includes(n));
+    if (counted.length > 1) return `${new Date(o.at).toISOString()} writable at once: ${o.writable.join(', ')}`;
+    if (!this.exempted.some((e) => e.at === o.at)) this.exempted.push({ ...o, exempt });
+    return null;
   }
 
   private async readOnly(s: MariaDbServer): Promise<boolean | null> {
@@ -240,7 +323,14 @@ export class WritableWatch {
       const flags = await Promise.all(this.cluster.db.servers.map(async (s) => [s.name, await this.readOnly(s)] as const));
       this.samples += 1;
       const writable = flags.filter(([, ro]) => ro === false).map(([n]) => n);
-      if (writable.length > 1) this.violations.push(`${new Date().toISOString()} writable at once: ${writable.join(', ')}`);
+      if (writable.length > 1) {
+        const sample = { at: Date.now(), writable };
+        const violation = this.judge(sample);
+        if (violation !== null) {
+          this.violations.push(violation);
+          this.overlaps.push({ ...sample, violation });
+        }
+      }
       await pause(20);
     }
   }
