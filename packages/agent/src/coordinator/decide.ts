@@ -336,6 +336,11 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
       if (!(err instanceof GtidParseError)) throw err;
     }
   }
+  // A semi-sync replica without an agent is invisible, yet may hold the only copy of an acknowledged write.
+  const acking = op.durability && op.durability.node === from && op.durability.state === 'active' ? op.durability.clients : 0;
+  if (acking > known.length && !(op.request?.force ?? false)) {
+    return { kind: 'failover-abort', reason: `${from} had ${acking} semi-sync replicas connected, but only ${known.length} replica${known.length === 1 ? ' is' : 's are'} known to the cluster (${known.join(', ') || 'none'}); one without an agent may hold acknowledged writes (--force overrides)`, verdicts: [] };
+  }
   const ownRequired = requiredPosition(op, flavor);
   if (typeof ownRequired === 'string') return { kind: 'failover-abort', reason: ownRequired, verdicts: [] };
   // Replicas down since before the old primary's last answer cannot hold more than it had: the candidate must have that instead.

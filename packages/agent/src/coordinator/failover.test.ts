@@ -562,3 +562,14 @@ test('decide: an operator\'s override or a fencing command outlives an aborted a
   const sql = decide(view(members, { pendingOp: aborted(proven('sql-fenced')), now: 9_000 + timings.failoverRetryMs }));
   assert.ok(sql.kind === 'failover-start' && sql.proof === undefined, JSON.stringify(sql));
 });
+
+test('decide: a failover that cannot account for every semi-sync replica the old primary had says so, and waits', () => {
+  const durability = { epoch: 4, node: 'db1', mode: 'semi-sync' as const, state: 'active' as const, strict: false, since: 1, clients: 3 };
+  const revoked = [replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-10', { revokedEpoch: 5 }, 'stopped')];
+  const d = decide(view(revoked, { pendingOp: revoking({ durability }) }));
+  assert.equal(kind(d), 'failover-abort');
+  assert.match(reason(d), /db1 had 3 semi-sync replicas connected, but only 2 replicas are known to the cluster \(db2, db3\); one without an agent may hold acknowledged writes/);
+  assert.equal(kind(decide(view(revoked, { pendingOp: revoking({ durability: { ...durability, clients: 2 } }) }))), 'promote');
+  assert.equal(kind(decide(view(revoked, { pendingOp: revoking({ durability: { ...durability, state: 'fallback' } }) }))), 'promote', 'fallen back: no replica acknowledges');
+  assert.equal(kind(decide(view(revoked, { pendingOp: revoking({ durability, request: { id: 'r', to: null, force: true } }) }))), 'promote', '--force overrides');
+});
