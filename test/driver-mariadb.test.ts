@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Connection } from 'mysql2/promise';
+import { STRICT_SEMI_SYNC_TIMEOUT_MS } from '@primacy/common';
 import { ADMIN, APP, cleanupAll, ER_READ_ONLY, REPL, sleep, startMariaDb, waitFor, type MariaDbCluster, type MariaDbServer } from './harness/index.js';
 import { connectNode, MysqlSession, type NodeDriver, type Observation } from '../packages/agent/src/node/index.js';
 import { demoteNode } from '../packages/agent/src/fencing.js';
@@ -106,7 +107,7 @@ describe('MariaDB driver, semi-sync primary and replica', () => {
     assert.equal(state.replication, null);
     assert.equal(state.lagMs, null);
     assert.equal(state.heartbeatEpoch, 2);
-    assert.deepEqual(state.semiSync, { sourceEnabled: true, sourceActive: true, sourceClients: 1, replicaEnabled: true, replicaActive: false });
+    assert.deepEqual(state.semiSync, { sourceEnabled: true, sourceActive: true, sourceClients: 1, replicaEnabled: true, replicaActive: false, sourceTimeoutMs: 10_000, sourceWaitNoReplica: true });
     assert.ok(state.connections >= 2 && state.connections <= state.maxConnections);
   });
 
@@ -202,6 +203,17 @@ describe('MariaDB driver, semi-sync primary and replica', () => {
     const [row] = await db1.query<{ t: number }>('SELECT @@GLOBAL.rpl_semi_sync_master_timeout AS t');
     assert.equal(row?.t, 3000);
     assert.equal((await up(primary)).semiSync.sourceEnabled, true);
+  });
+
+  it('strict semi-sync: a timeout of 2^32 - 1 ms that waits with no replica, read back by the probe', async () => {
+    await db1.query('SET GLOBAL rpl_semi_sync_master_wait_no_slave = OFF');
+    await primary.setSemiSyncSource(true, STRICT_SEMI_SYNC_TIMEOUT_MS);
+    const s = (await up(primary)).semiSync;
+    assert.equal(s.sourceTimeoutMs, STRICT_SEMI_SYNC_TIMEOUT_MS);
+    assert.equal(s.sourceWaitNoReplica, true, 'setting the source on also sets waiting with no replica');
+    const seen = await up(primary);
+    assert.deepEqual(await primary.readFenceState(), { readOnly: seen.readOnly, gtidExecuted: seen.gtid.executed });
+    await primary.setSemiSyncSource(true, 10_000);
   });
 });
 
