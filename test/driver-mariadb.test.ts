@@ -9,7 +9,7 @@ import type { Connection } from 'mysql2/promise';
 import { STRICT_SEMI_SYNC_TIMEOUT_MS } from '@primacy/common';
 import { ADMIN, APP, cleanupAll, ER_READ_ONLY, REPL, sleep, startMariaDb, waitFor, type MariaDbCluster, type MariaDbServer } from './harness/index.js';
 import { connectNode, MysqlSession, type NodeDriver, type Observation } from '../packages/agent/src/node/index.js';
-import { demoteNode } from '../packages/agent/src/fencing.js';
+import { demoteNode, fenceNode, StrictWaitError } from '../packages/agent/src/fencing.js';
 
 const TIMEOUT_MS = 1000;
 
@@ -213,6 +213,25 @@ describe('MariaDB driver, semi-sync primary and replica', () => {
     assert.equal(s.sourceWaitNoReplica, true, 'setting the source on also sets waiting with no replica');
     const seen = await up(primary);
     assert.deepEqual(await primary.readFenceState(), { readOnly: seen.readOnly, gtidExecuted: seen.gtid.executed });
+    await primary.setSemiSyncSource(true, 10_000);
+  });
+
+  it('a fence under strict semi-sync with every replica revoked kills nothing: a kill would acknowledge commits no replica has', async () => {
+    await db1.query('CREATE TABLE IF NOT EXISTS app.strict_waits (id INT PRIMARY KEY)');
+    await cluster.waitForReplication();
+    await primary.setSemiSyncSource(true, STRICT_SEMI_SYNC_TIMEOUT_MS);
+    await db2.query('STOP SLAVE IO_THREAD'); // the revoke: nobody can acknowledge
+    await waitFor('db1 to count no semi-sync replica', async () => ((await primary.readSemiSyncWait()).clients === 0 ? true : undefined), { timeoutMs: 5000 });
+    const sessions = await Promise.all([db1.connect(APP), db1.connect(APP)]);
+    const outcomes = sessions.map((c, i) => c.query({ sql: 'INSERT INTO app.strict_waits (id) VALUES (?)', timeout: 20_000 }, [i + 1]).then(() => 'OK', (e: unknown) => `error ${(e as { code?: string }).code}`));
+    await waitFor('both commits to wait for an acknowledgement', async () => ((await primary.readSemiSyncWait()).waiting >= 1 ? true : undefined), { timeoutMs: 5000 });
+    await assert.rejects(fenceNode(primary), (err: Error) => err instanceof StrictWaitError && /wait for a semi-sync acknowledgement that no replica can send/.test(err.message));
+    const early = await Promise.race([Promise.all(outcomes), sleep(500).then(() => 'still waiting')]);
+    assert.equal(early, 'still waiting', 'no client was told OK');
+    // Let the replica acknowledge them again, and undo the strict settings.
+    await db2.query('START SLAVE IO_THREAD');
+    assert.deepEqual(await Promise.all(outcomes), ['OK', 'OK'], 'acknowledged once a replica has them');
+    for (const c of sessions) c.destroy();
     await primary.setSemiSyncSource(true, 10_000);
   });
 });

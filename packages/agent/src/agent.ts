@@ -4,6 +4,7 @@
  * loop coordinates the cluster. Every action on the node or on the cluster is preceded by a fresh,
  * linearizable read of etcd.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { describeError, gtidContains, parseGtid, type AgentConfig, type Durability, type LastAnswer, type MemberState, type OpRecord, type OperatorRequest, type Primary } from '@primacy/common';
@@ -14,7 +15,7 @@ import { campaign, watchHints } from './etcd/election.js';
 import { LeaseKeeper, withTimeout } from './etcd/lease.js';
 import { ClusterStore, type Campaigner, type ClusterSnapshot } from './etcd/store.js';
 import { startHttpApi, type HttpApi } from './http.js';
-import { demoteNode, fenceNode } from './fencing.js';
+import { demoteNode, fenceNode, StrictWaitError } from './fencing.js';
 import { createLogger, type Logger } from './log.js';
 import { buildMember, materiallyChanged, publishedApiUrl, type Role } from './member.js';
 import { connectNode } from './node/index.js';
@@ -673,13 +674,46 @@ export class Agent {
    * loop tries again, and keeps probing and publishing in between.
    */
   private async fence(reason: string, forEpoch: number | null = null): Promise<void> {
-    const { killed, gtid } = await fenceNode(this.driver, this.observation?.health === 'up' ? 3 : 1);
+    let fenced: Awaited<ReturnType<typeof fenceNode>>;
+    try {
+      fenced = await fenceNode(this.driver, this.observation?.health === 'up' ? 3 : 1);
+    } catch (err) {
+      if (err instanceof StrictWaitError) this.haltServer(err);
+      throw err;
+    }
+    const { killed, gtid } = fenced;
     this.fenced = true;
     this.fencedFor = forEpoch;
     this.lastFenceError = null;
     this.counters.fencings += 1;
     this.publishNow = true;
     this.log.warn({ reason, killed, gtid, forEpoch }, 'node fenced: client sessions killed, read_only set and read back');
+  }
+
+  /**
+   * Strict commits that no replica can acknowledge wait on this node, and killing any session would
+   * acknowledge them: the server itself is stopped (SIGKILL of the pid in mysql.pidFile), so their
+   * clients get an error; they stay in its binary log, for the rejoin to salvage. Without a pid file
+   * the agent can only leave them waiting, and says so.
+   */
+  private haltServer(err: StrictWaitError): void {
+    const file = this.config.mysql.pidFile;
+    let pid: number | null = null;
+    try {
+      if (file !== undefined) pid = Number(readFileSync(file, 'utf8').trim()) || null;
+    } catch {
+      pid = null;
+    }
+    if (pid === null) {
+      this.log.error({ waiting: err.waiting }, `${err.message}; set mysql.pidFile so that the agent can`);
+      return;
+    }
+    try {
+      process.kill(pid, 'SIGKILL');
+      this.log.warn({ waiting: err.waiting, pid }, `mysqld (pid ${pid}) killed: ${err.message}`);
+    } catch (killErr) {
+      this.log.error({ waiting: err.waiting, pid, err: describeError(killErr) }, `could not kill mysqld: ${err.message}`);
+    }
   }
 
   /** Tries to fence until it succeeds or `deadline` passes; failures are logged, never thrown. */

@@ -7,7 +7,7 @@
  * Each step is tried even when the one before failed: a session that could not be killed must not
  * keep the node from turning read-only.
  */
-import { ErrorCodes, PrimacyError } from '@primacy/common';
+import { ErrorCodes, PrimacyError, STRICT_SEMI_SYNC_TIMEOUT_MS } from '@primacy/common';
 import { classifyError } from './node/classify.js';
 import type { NodeDriver } from './node/driver.js';
 
@@ -17,7 +17,26 @@ export interface Fenced {
   readonly gtid: string;
 }
 
+/**
+ * Commits wait for a semi-sync acknowledgement that no replica can send (strict semi-sync, every
+ * replica revoked). Killing any session would acknowledge them (MariaDB 10.11 answers OK to the
+ * other members of a killed session's binlog group commit, and to a killed query): writes that
+ * exist only here. They must stay waiting until the server is stopped.
+ */
+export class StrictWaitError extends PrimacyError {
+  constructor(readonly waiting: number) {
+    super(ErrorCodes.NODE_STATEMENT, `${waiting} commit${waiting === 1 ? '' : 's'} wait for a semi-sync acknowledgement that no replica can send (strict semi-sync, no replica connected); killing sessions would acknowledge ${waiting === 1 ? 'it' : 'them'}, so none is killed: stop mysqld`);
+  }
+}
+
+/** Throws StrictWaitError when killing sessions would acknowledge strict commits nobody has; a server that does not answer is left to the fence's own steps. */
+async function checkStrictWaiters(driver: NodeDriver): Promise<void> {
+  const w = await driver.readSemiSyncWait().catch(() => null);
+  if (w !== null && w.waiting > 0 && w.clients === 0 && (w.timeoutMs ?? 0) >= STRICT_SEMI_SYNC_TIMEOUT_MS) throw new StrictWaitError(w.waiting);
+}
+
 export async function fenceNode(driver: NodeDriver, attempts = 3): Promise<Fenced> {
+  await checkStrictWaiters(driver);
   let killed = 0;
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {

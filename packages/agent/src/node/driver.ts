@@ -31,6 +31,14 @@ export interface FenceState {
   readonly gtidExecuted: string;
 }
 
+/** Commits waiting for a semi-sync acknowledgement, the replicas connected that could send one, and the source's timeout. */
+export interface SemiSyncWait {
+  readonly waiting: number;
+  readonly clients: number;
+  /** Null when the server has no semi-sync source plugin. */
+  readonly timeoutMs: number | null;
+}
+
 export interface Heartbeat {
   readonly epoch: number;
   readonly node: string;
@@ -51,6 +59,8 @@ export interface NodeDriver {
   observe(): Promise<Observation>;
   /** `timeoutMs` bounds the statement (SET GLOBAL read_only waits for commits in flight); default: the probe timeout. */
   setReadOnly(on: boolean, timeoutMs?: number): Promise<void>;
+  /** What a fence must know first: killing any session would acknowledge commits that wait under strict semi-sync with no replica. */
+  readSemiSyncWait(): Promise<SemiSyncWait>;
   /** Reads back what a fence set: read_only (MySQL: super_read_only) and the executed GTID position. */
   readFenceState(): Promise<FenceState>;
   /**

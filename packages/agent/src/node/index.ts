@@ -4,7 +4,7 @@
  * report it down and other operations first try that contact.
  */
 import { ErrorCodes, PrimacyError } from '@primacy/common';
-import type { Endpoint, FenceState, Flavor, Heartbeat, NodeDriver, Observation, ReplicationSource } from './driver.js';
+import type { Endpoint, FenceState, Flavor, Heartbeat, NodeDriver, SemiSyncWait, Observation, ReplicationSource } from './driver.js';
 import { MariaDbDriver } from './mariadb.js';
 import { MySqlDriver } from './mysql.js';
 import { failedObservation } from './probe.js';
@@ -12,7 +12,7 @@ import { DEFAULT_SESSION_OPTIONS, describeEndpoint, MysqlSession } from './sessi
 import { closeSessions, StatementRunner, type DriverOptions, type DriverSessions } from './statement.js';
 import { readText, RowShapeError } from './values.js';
 
-export type { Endpoint, FenceState, Flavor, Heartbeat, NodeDriver, Observation, ReplicationSource } from './driver.js';
+export type { Endpoint, FenceState, Flavor, Heartbeat, SemiSyncWait, NodeDriver, Observation, ReplicationSource } from './driver.js';
 export { classifyError } from './classify.js';
 export type { Row, SqlParam, SqlSession } from './session.js';
 export { MysqlSession } from './session.js';
@@ -83,6 +83,9 @@ class FlavorDetectingDriver implements NodeDriver {
   }
   readFenceState(): Promise<FenceState> {
     return this.#forOperation().then((d) => d.readFenceState());
+  }
+  readSemiSyncWait(): Promise<SemiSyncWait> {
+    return this.#forOperation().then((d) => d.readSemiSyncWait());
   }
   killClientSessions(): Promise<number> {
     return this.#forOperation().then((d) => d.killClientSessions());

@@ -8,7 +8,7 @@
  */
 import type { NodeState, ReplicationState, SemiSyncState } from '@primacy/common';
 import { formatGtid, gtidContains, mergeGtid, parseGtid } from '@primacy/common';
-import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource } from './driver.js';
+import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource, SemiSyncWait } from './driver.js';
 import { killClientSessions } from './fence.js';
 import { CREATE_HEARTBEAT_TABLE, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow } from './probe.js';
 import type { Row } from './session.js';
@@ -179,6 +179,19 @@ export class MariaDbDriver implements NodeDriver {
 
   setReadOnly(on: boolean, timeoutMs?: number): Promise<void> {
     return this.#admin([`SET GLOBAL read_only = ${on ? 'ON' : 'OFF'}`], timeoutMs);
+  }
+
+  readSemiSyncWait(): Promise<SemiSyncWait> {
+    return this.#ops.run(async () => {
+      const row = await this.#sql.one(
+        this.#sessions.admin,
+        "SELECT @@GLOBAL.rpl_semi_sync_master_timeout AS timeout_ms, " +
+          "MAX(IF(VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_WAIT_SESSIONS', VARIABLE_VALUE, NULL)) AS waiting, " +
+          "MAX(IF(VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS', VARIABLE_VALUE, NULL)) AS clients " +
+          "FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('RPL_SEMI_SYNC_MASTER_WAIT_SESSIONS', 'RPL_SEMI_SYNC_MASTER_CLIENTS')",
+      );
+      return { waiting: readNullableInt(row, 'waiting') ?? 0, clients: readNullableInt(row, 'clients') ?? 0, timeoutMs: readNullableInt(row, 'timeout_ms') };
+    });
   }
 
   readFenceState(): Promise<FenceState> {

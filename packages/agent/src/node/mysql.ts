@@ -10,7 +10,7 @@
  */
 import type { NodeState, ReplicationState, SemiSyncState } from '@primacy/common';
 import { ErrorCodes, formatGtid, mergeGtid, parseGtid, PrimacyError } from '@primacy/common';
-import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource } from './driver.js';
+import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource, SemiSyncWait } from './driver.js';
 import { killClientSessions } from './fence.js';
 import { CREATE_HEARTBEAT_TABLE, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow } from './probe.js';
 import type { Row } from './session.js';
@@ -206,6 +206,20 @@ export class MySqlDriver implements NodeDriver {
   /** On: super_read_only, which implies read_only. Off: read_only=OFF, which clears super_read_only too. */
   setReadOnly(on: boolean, timeoutMs?: number): Promise<void> {
     return this.#admin([on ? 'SET GLOBAL super_read_only = ON' : 'SET GLOBAL read_only = OFF'], timeoutMs);
+  }
+
+  /** Not in the recorded outputs (fixtures/): untested against a server. */
+  readSemiSyncWait(): Promise<SemiSyncWait> {
+    return this.#ops.run(async () => {
+      const row = await this.#sql.one(
+        this.#sessions.admin,
+        "SELECT (SELECT MAX(VARIABLE_VALUE) FROM performance_schema.global_variables WHERE VARIABLE_NAME IN ('rpl_semi_sync_source_timeout', 'rpl_semi_sync_master_timeout')) AS timeout_ms, " +
+          "MAX(IF(VARIABLE_NAME IN ('Rpl_semi_sync_source_wait_sessions', 'Rpl_semi_sync_master_wait_sessions'), VARIABLE_VALUE, NULL)) AS waiting, " +
+          "MAX(IF(VARIABLE_NAME IN ('Rpl_semi_sync_source_clients', 'Rpl_semi_sync_master_clients'), VARIABLE_VALUE, NULL)) AS clients " +
+          "FROM performance_schema.global_status WHERE VARIABLE_NAME IN ('Rpl_semi_sync_source_wait_sessions', 'Rpl_semi_sync_master_wait_sessions', 'Rpl_semi_sync_source_clients', 'Rpl_semi_sync_master_clients')",
+      );
+      return { waiting: readNullableInt(row, 'waiting') ?? 0, clients: readNullableInt(row, 'clients') ?? 0, timeoutMs: readNullableInt(row, 'timeout_ms') };
+    });
   }
 
   /** super_read_only: read_only alone does not stop SUPER (CONNECTION_ADMIN) sessions. */
