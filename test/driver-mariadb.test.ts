@@ -228,9 +228,19 @@ describe('MariaDB driver, semi-sync primary and replica', () => {
     await assert.rejects(fenceNode(primary), (err: Error) => err instanceof StrictWaitError && /wait for a semi-sync acknowledgement that no replica can send/.test(err.message));
     const early = await Promise.race([Promise.all(outcomes), sleep(500).then(() => 'still waiting')]);
     assert.equal(early, 'still waiting', 'no client was told OK');
-    // Let the replica acknowledge them again, and undo the strict settings.
+    // With nothing waiting, the fence still kills nobody: it sets read_only and reads it back.
+    const idle = await db1.connect(APP);
     await db2.query('START SLAVE IO_THREAD');
     assert.deepEqual(await Promise.all(outcomes), ['OK', 'OK'], 'acknowledged once a replica has them');
+    await db2.query('STOP SLAVE IO_THREAD');
+    await waitFor('no semi-sync replica again', async () => ((await primary.readSemiSyncWait()).clients === 0 ? true : undefined), { timeoutMs: 5000 });
+    const fenced = await fenceNode(primary);
+    assert.equal(fenced.killed, 0);
+    assert.equal((await idle.query('SELECT 1 AS one'))[0] !== undefined, true, 'the idle session was not killed');
+    idle.destroy();
+    await primary.setReadOnly(false);
+    // Let the replica acknowledge them again, and undo the strict settings.
+    await db2.query('START SLAVE IO_THREAD');
     for (const c of sessions) c.destroy();
     await primary.setSemiSyncSource(true, 10_000);
   });

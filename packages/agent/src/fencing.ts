@@ -29,14 +29,27 @@ export class StrictWaitError extends PrimacyError {
   }
 }
 
-/** Throws StrictWaitError when killing sessions would acknowledge strict commits nobody has; a server that does not answer is left to the fence's own steps. */
-async function checkStrictWaiters(driver: NodeDriver): Promise<void> {
+/**
+ * Under strict semi-sync with no replica connected nothing can commit, and a kill is what could make
+ * a commit complete: waiting commits make the fence impossible (StrictWaitError), and without them
+ * the fence sets read_only and reads it back without killing anyone (a commit that starts waiting
+ * meanwhile holds SET read_only up; the next attempt sees it). Null when the server does not say.
+ */
+async function strictRevoked(driver: NodeDriver): Promise<boolean> {
   const w = await driver.readSemiSyncWait().catch(() => null);
-  if (w !== null && w.waiting > 0 && w.clients === 0 && (w.timeoutMs ?? 0) >= STRICT_SEMI_SYNC_TIMEOUT_MS) throw new StrictWaitError(w.waiting);
+  if (w === null || w.clients > 0 || (w.timeoutMs ?? 0) < STRICT_SEMI_SYNC_TIMEOUT_MS) return false;
+  if (w.waiting > 0) throw new StrictWaitError(w.waiting);
+  return true;
 }
 
 export async function fenceNode(driver: NodeDriver, attempts = 3): Promise<Fenced> {
-  await checkStrictWaiters(driver);
+  if (await strictRevoked(driver)) {
+    await driver.setReadOnly(true);
+    const state = await driver.readFenceState();
+    if (!state.readOnly) throw new PrimacyError(ErrorCodes.NODE_STATEMENT, 'read_only reads OFF right after it was set: something turned it off again');
+    await strictRevoked(driver); // a commit that slipped in before read_only still waits: not fenced
+    return { killed: 0, gtid: state.gtidExecuted };
+  }
   let killed = 0;
   let lastError: unknown;
   for (let i = 0; i < attempts; i++) {
