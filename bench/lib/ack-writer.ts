@@ -14,6 +14,8 @@ export interface Ack {
   readonly epoch: number;
   /** Date.now() when the server's OK arrived. */
   readonly at: number;
+  /** With `readGtid`: the session's `@@last_gtid` right after the INSERT (MariaDB), i.e. the write's own GTID. */
+  readonly gtid?: string;
 }
 
 /** What the writer needs of a cluster; the test suite's `TestCluster` has it. */
@@ -27,6 +29,13 @@ export interface AckWriterOptions {
   readonly intervalMs?: number;
   readonly maxMs?: number;
   readonly maxWrites?: number;
+  /**
+   * The client-side timeout of one INSERT (default 15 s). A write that times out is not acknowledged;
+   * the writer drops the connection and asks etcd again, as an application with a short timeout would.
+   */
+  readonly queryTimeoutMs?: number;
+  /** After each acknowledged INSERT, read `@@last_gtid` on the same connection (one more round trip per write). */
+  readonly readGtid?: boolean;
 }
 
 const MAX_ERRORS_KEPT = 200;
@@ -72,6 +81,7 @@ export class AckWriter {
     const deadline = Date.now() + (this.options.maxMs ?? 120_000);
     const maxWrites = this.options.maxWrites ?? 1_000_000;
     const interval = this.options.intervalMs ?? 0;
+    const timeout = this.options.queryTimeoutMs ?? 15_000;
     while (!this.stopped && Date.now() < deadline && this.next <= maxWrites) {
       try {
         this.lookups += 1;
@@ -86,8 +96,10 @@ export class AckWriter {
         }
         this.connTo = { node: p.node, epoch: p.epoch };
         const id = this.next++;
-        await this.conn.query({ sql: 'INSERT INTO app.acks (id) VALUES (?)', timeout: 15_000 }, [id]);
-        this.acks.push({ id, node: p.node, epoch: p.epoch, at: Date.now() });
+        await this.conn.query({ sql: 'INSERT INTO app.acks (id) VALUES (?)', timeout }, [id]);
+        const at = Date.now();
+        const gtid = this.options.readGtid ? await lastGtid(this.conn, timeout) : undefined;
+        this.acks.push({ id, node: p.node, epoch: p.epoch, at, ...(gtid !== undefined ? { gtid } : {}) });
         if (interval > 0) await pause(interval);
       } catch (err) {
         this.errorCount += 1;
@@ -108,6 +120,16 @@ export class AckWriter {
     this.stopped = true;
     await this.loop;
     this.dropConnection();
+  }
+}
+
+/** The GTID of the session's last commit (MariaDB's `@@last_gtid`); '' when it cannot be read. */
+export async function lastGtid(conn: Connection, timeoutMs: number): Promise<string> {
+  try {
+    const [rows] = await conn.query({ sql: 'SELECT @@last_gtid AS g', timeout: timeoutMs });
+    return String((rows as Array<{ g: unknown }>)[0]?.g ?? '');
+  } catch {
+    return '';
   }
 }
 
