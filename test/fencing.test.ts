@@ -323,7 +323,7 @@ describe('fencing proofs', () => {
   });
 
   test('3. frozen primary mysqld, strict semi-sync: the revoke is the proof, and the failover completes while db1 is frozen', async () => {
-    const run = await running({ serverOptions: QUICK_REPLICAS });
+    const run = await running({ serverOptions: QUICK_REPLICAS, pidFiles: true });
     const { c, watch } = run;
     const old = (await c.primary())!;
     const record = await strictSemiSync(c, 'db1');
@@ -347,12 +347,14 @@ describe('fencing proofs', () => {
     await waitFor('a write on the new primary', () => run.writer.firstAckAfter(p.since) ?? undefined, { timeoutMs: 20_000 });
     const resumedAt = Date.now();
     c.server('db1').resume();
-    const roAt = await endsReadOnly(c, 'db1');
+    // The pinned commit waits for an acknowledgement no replica can send, and killing any session would
+    // acknowledge it: the agent stops mysqld instead (mysql.pidFile), so its client gets an error.
+    const roAt = await waitFor('db1 stopped by its agent', () => (c.server('db1').isRunning() ? undefined : Date.now()), { timeoutMs: 15_000, intervalMs: 20 });
     await pinned.settle(20_000);
     assert.ok(!(pinned.acknowledged && pinned.outcome!.at >= p.since), `never acknowledged by db1 after ${p.node} was ready: ${pinned.describe()}`);
     assert.equal(pinned.acknowledged, false, pinned.describe());
     assert.deepEqual(ackedByAfter(run, 'db1', promotedAt(op)), [], 'the writer got no acknowledgement from db1 after the promotion');
-    note(`3 strict, frozen: after SIGCONT db1 read-only in ${roAt - resumedAt} ms; ${pinned.describe()}; ${watch.exempted.length} exempted samples`);
+    note(`3 strict, frozen: after SIGCONT db1's mysqld stopped by its agent in ${roAt - resumedAt} ms; ${pinned.describe()}; ${watch.exempted.length} exempted samples`);
     pinned.close();
     await finishWitnessed(run);
   });

@@ -107,3 +107,13 @@ test('etcd TLS files resolve against the config file and must be readable', () =
   assert.equal(c.etcd.tls?.ca, join(dir, 'ca.pem'));
   rejects(minimal.replace('  endpoints: [http://127.0.0.1:2379]', '  endpoints: [https://127.0.0.1:2379]\n  tls: { ca: missing.pem }'), /etcd\.tls\.ca: cannot read .*missing\.pem: ENOENT/);
 });
+
+test('mysql.pidFile resolves against the config file, and fencing has its defaults', () => {
+  const c = loadAgentConfig(write('pid.yaml', minimal.replace('  port: 3307\n', '  port: 3307\n  pidFile: run/mysqld.pid\n')), { REPL_PW: 'rpw' });
+  assert.equal(c.mysql.pidFile, join(dir, 'run/mysqld.pid'));
+  assert.deepEqual({ ...c.fencing }, { timeoutMs: 10_000, retryMs: 5_000 });
+  const withCommand = loadAgentConfig(write('fence.yaml', `${minimal}fencing:\n  command: /usr/local/sbin/fence-node\n  timeoutMs: 3000\n`), { REPL_PW: 'rpw' });
+  assert.equal(withCommand.fencing.command, '/usr/local/sbin/fence-node');
+  assert.equal(withCommand.fencing.timeoutMs, 3000);
+  assert.throws(() => loadAgentConfig(write('fence-bad.yaml', `${minimal}fencing:\n  command: ''\n`), { REPL_PW: 'rpw' }), (e: ConfigError) => /fencing\.command/.test(e.message));
+});

@@ -247,7 +247,9 @@ export function compileAgentConfig(doc: unknown, options: { source?: string; env
     replicationPassword: readSecret(c.replication.password, 'replication.password', baseDir, env),
     etcdPassword: c.etcd.password ? readSecret(c.etcd.password, 'etcd.password', baseDir, env) : undefined,
   };
-  return deepFreeze({ ...c, etcd: { ...c.etcd, tls }, secrets, source });
+  // Like the TLS files, relative to the config file's folder; it need not exist while mysqld is stopped.
+  const mysql = c.mysql.pidFile === undefined ? c.mysql : { ...c.mysql, pidFile: resolve(baseDir, c.mysql.pidFile) };
+  return deepFreeze({ ...c, etcd: { ...c.etcd, tls }, mysql, secrets, source });
 }
 
 /** Reads and validates the agent's YAML config file. Throws ConfigError with one line naming the field. */

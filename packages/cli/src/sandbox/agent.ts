@@ -35,7 +35,8 @@ export function agentConfigYaml(state: SandboxState, node: NodeRecord): string {
     cluster: CLUSTER,
     node: node.name,
     etcd: { endpoints: [state.etcd.endpoint], root: ETCD_ROOT, dialTimeoutMs: 1000 },
-    mysql: { host: LOOPBACK, port: node.port, user: ADMIN_USER, password: { file: fromNodeDir(ADMIN_PASSWORD_FILE) }, flavor: 'mariadb' },
+    // The pid file lets the agent prove its server gone, and stop it where strict semi-sync requires.
+    mysql: { host: LOOPBACK, port: node.port, user: ADMIN_USER, password: { file: fromNodeDir(ADMIN_PASSWORD_FILE) }, flavor: 'mariadb', pidFile: 'mariadbd.pid' },
     replication: { user: REPL_USER, password: { file: fromNodeDir(REPL_PASSWORD_FILE) }, semiSync: state.semiSync },
     http: { host: LOOPBACK, port: node.httpPort },
     bootstrap: { primary: state.nodes[0]?.name ?? node.name },
