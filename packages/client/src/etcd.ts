@@ -71,7 +71,29 @@ export function etcdHandle(etcd: EtcdConnection | Etcd3, callTimeoutMs: number):
     ...(etcd.credentials ? { credentials: etcd.credentials } : {}),
     ...(etcd.auth ? { auth: { username: etcd.auth.username, password: etcd.auth.password } } : {}),
   };
-  return { client: new Etcd3(options), owned: true };
+  return { client: requireLeader(new Etcd3(options)), owned: true };
+}
+
+/**
+ * Every call, the watch stream included, asks etcd for a leader (the `hasleader` metadata etcd's
+ * own clients send with WithRequireLeader): a member cut off from its quorum then fails the watch
+ * with "no leader", and the watcher reads again through another member, instead of watching a
+ * frozen view in silence. etcd3 1.1.2 has no option for it; its call metadata come from
+ * `pool.authenticator.getMetadata()` (internal; checked before use, and left alone if different).
+ */
+export function requireLeader(client: Etcd3): Etcd3 {
+  const pool: unknown = Reflect.get(client, 'pool');
+  const authenticator: unknown = typeof pool === 'object' && pool !== null ? Reflect.get(pool, 'authenticator') : null;
+  if (typeof authenticator !== 'object' || authenticator === null) return client;
+  const original: unknown = Reflect.get(authenticator, 'getMetadata');
+  if (typeof original !== 'function') return client;
+  const get = original as () => Promise<{ set(key: string, value: string): void }>;
+  Reflect.set(authenticator, 'getMetadata', async () => {
+    const md = await get.call(authenticator);
+    md.set('hasleader', 'true');
+    return md;
+  });
+  return client;
 }
 
 /**
