@@ -447,6 +447,7 @@ function replicaMember(cluster: string, s: MariaDbServer, source: MariaDbServer,
     downSinceRevision: null,
     errant: null,
     revokedEpoch: null,
+    revokedAttempt: null,
     priority: 0,
     noPromote: false,
     server: {

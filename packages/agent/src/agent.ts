@@ -94,6 +94,7 @@ export class Agent {
   private snapshot: ClusterSnapshot | null = null;
   private snapshotAt = 0;
   private revokedEpoch: number | null = null;
+  private revokedAttempt: number | null = null;
   private wakeNodeLoop: (() => void) | null = null;
   private readonly reportedInvalid = new Set<string>();
   private campaigner: Campaigner | null = null;
@@ -396,7 +397,11 @@ export class Agent {
     if (!lease || !this.keeper.isLive() || !this.isClaimed) return;
     const now = this.clock.now();
     const input = this.planInput(this.primary);
-    this.revokedEpoch = revokedFor(input) ?? this.revokedEpoch;
+    const revoked = revokedFor(input);
+    if (revoked) {
+      this.revokedEpoch = revoked.epoch;
+      this.revokedAttempt = revoked.attempt;
+    }
     // Only a fence this agent read back counts, and only while no probe has seen the node writable since.
     const fenced = this.fenced && input.server?.readOnly !== false;
     const next = buildMember({
@@ -415,6 +420,7 @@ export class Agent {
       downSinceRevision: this.downSinceRevision,
       errant: this.errant,
       revokedEpoch: this.revokedEpoch,
+      revokedAttempt: this.revokedAttempt,
       priority: this.config.promotion.priority,
       noPromote: this.config.promotion.noPromote,
       now,
@@ -467,7 +473,7 @@ export class Agent {
     const op = this.snapshot?.pendingOp;
     const failover =
       op && primary && op.kind === 'failover' && op.outcome === 'running' && op.from === primary.node && op.epoch === primary.epoch + 1
-        ? { epoch: op.epoch, from: op.from, revoke: op.steps.some((s) => s.name === 'revoke') }
+        ? { epoch: op.epoch, from: op.from, revoke: op.steps.some((s) => s.name === 'revoke'), startedAt: op.startedAt }
         : null;
     return {
       self: this.config.node,
@@ -568,6 +574,7 @@ export class Agent {
         this.fencedFor = null;
         // Receiving again: a revoke of an earlier failover attempt no longer holds.
         this.revokedEpoch = null;
+        this.revokedAttempt = null;
         await this.driver.setSemiSyncSource(false, this.config.replication.semiSyncTimeoutMs);
         await this.driver.setSemiSyncReplica(this.durability().mode !== 'async');
         await this.driver.replicateFrom({ host: action.host, port: action.port, user: this.config.replication.user, password: this.config.secrets.replicationPassword });

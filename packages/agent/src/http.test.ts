@@ -46,7 +46,7 @@ function nodeState(over: Partial<NodeState>): NodeState {
 function member(node: string, role: MemberState['role'], server: NodeState | null): MemberState {
   return {
     node, cluster: 'main', agentVersion: AGENT_VERSION, host: '10.0.0.1', port: 3306, apiUrl: 'http://10.0.0.1:8008', updatedAt: NOW - 100,
-    health: server ? 'up' : 'down', error: null, downProbes: 0, probeMs: 2, role, fenced: false, fencedFor: null, serverGone: null, lastAnswer: null, downSinceRevision: null, errant: null, revokedEpoch: null, priority: 0, noPromote: false, server,
+    health: server ? 'up' : 'down', error: null, downProbes: 0, probeMs: 2, role, fenced: false, fencedFor: null, serverGone: null, lastAnswer: null, downSinceRevision: null, errant: null, revokedEpoch: null, revokedAttempt: null, priority: 0, noPromote: false, server,
   };
 }
 

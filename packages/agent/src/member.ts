@@ -27,6 +27,7 @@ export interface MemberInput {
   readonly downSinceRevision: string | null;
   readonly errant: string | null;
   readonly revokedEpoch: number | null;
+  readonly revokedAttempt: number | null;
   readonly priority: number;
   readonly noPromote: boolean;
   readonly now: number;
@@ -53,6 +54,7 @@ export function buildMember(i: MemberInput): MemberState {
     downSinceRevision: i.downSinceRevision,
     errant: i.errant,
     revokedEpoch: i.revokedEpoch,
+    revokedAttempt: i.revokedAttempt,
     priority: i.priority,
     noPromote: i.noPromote,
     server: i.observation?.state ?? null,

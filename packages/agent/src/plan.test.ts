@@ -89,8 +89,15 @@ for (const [name, over, kind, reason] of cases) {
 test('a replica reports the failover revoked once it no longer receives from the old primary', () => {
   const f = { epoch: 2, from: 'db1', revoke: true };
   assert.equal(revokedFor({ ...base, failover: f }), null);
-  assert.equal(revokedFor({ ...base, failover: f, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }), 2);
-  assert.equal(revokedFor({ ...base, failover: f, server: server({ replication: null }) }), 2);
+  assert.deepEqual(revokedFor({ ...base, failover: f, server: server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) }) }), { epoch: 2, attempt: null });
+  assert.deepEqual(revokedFor({ ...base, failover: f, server: server({ replication: null }) }), { epoch: 2, attempt: null });
   assert.equal(revokedFor({ ...base, failover: null }), null);
   assert.equal(revokedFor({ ...base, self: 'db1', failover: f }), null);
+});
+
+test('revokedFor names the attempt it revoked for, once the IO thread is stopped', () => {
+  const f = { epoch: 2, from: 'db1', revoke: true, startedAt: 777 };
+  assert.equal(revokedFor({ ...base, failover: f }), null, 'still receiving: not yet');
+  const stopped = server({ replication: replicatingFrom('127.0.0.1', 3301, { ioState: 'stopped' }) });
+  assert.deepEqual(revokedFor({ ...base, failover: f, server: stopped }), { epoch: 2, attempt: 777 });
 });

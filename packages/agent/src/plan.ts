@@ -38,7 +38,8 @@ export interface NodePlanInput {
   /** A switchover away from this node may demote it now: its registered clients hold their writes, or the wait ended. */
   readonly demoteAllowed: boolean;
   /** A failover away from the current primary is under way (its op record is running). */
-  readonly failover: { readonly epoch: number; readonly from: string; readonly revoke: boolean } | null;
+  /** `startedAt`: which attempt (the op record's), so that each attempt's revoke is its own. */
+  readonly failover: { readonly epoch: number; readonly from: string; readonly revoke: boolean; readonly startedAt?: number } | null;
   /** A switchover under way: its target, which the other replicas follow before it is promoted. */
   readonly switchoverTo?: { readonly node: string; readonly host: string; readonly port: number } | null;
 }
@@ -161,9 +162,9 @@ export function errantAgainst(s: NodeState, primaryMember: MemberState | null): 
   }
 }
 
-/** The failover for which this node no longer receives from the old primary, once that holds. */
-export function revokedFor(i: NodePlanInput): number | null {
+/** The failover (and its attempt) for which this node no longer receives from the old primary, once that holds. */
+export function revokedFor(i: NodePlanInput): { epoch: number; attempt: number | null } | null {
   const f = i.failover;
   if (!f || !f.revoke || f.from === i.self || i.server === null) return null;
-  return planNodeAction(i).kind === 'revoke' ? null : f.epoch;
+  return planNodeAction(i).kind === 'revoke' ? null : { epoch: f.epoch, attempt: f.startedAt ?? null };
 }

@@ -33,6 +33,7 @@ function member(node: string, over: Partial<MemberState> = {}, s: Partial<NodeSt
     downSinceRevision: null,
     errant: null,
     revokedEpoch: null,
+    revokedAttempt: null,
     priority: 0,
     noPromote: false,
     server:

@@ -113,6 +113,8 @@ export const MemberStateSchema = z.object({
   errant: z.string().nullable(),
   /** The failover (by epoch) for which this node stopped receiving from the old primary ("revoke"). */
   revokedEpoch: z.number().int().nullable(),
+  /** Which attempt of that failover (its record's `startedAt`): a retried attempt of the same epoch revokes again. */
+  revokedAttempt: z.number().nullable().default(null),
   priority: z.number(),
   noPromote: z.boolean(),
   /** What the last probe read; null when the server has not answered yet. */

@@ -25,7 +25,7 @@ import {
 } from '@primacy/common';
 import { chooseCandidate, detectFailure, detectStalledPromotion, holdersOf, isPointedAt, refuseAutomatic } from './failover.js';
 import { chooseSwitchoverCandidate, continueSwitchover } from './switchover.js';
-import { agentProof, agentSays, nextDurability, operatorAdvice, strictProof, strictRecord } from './proof.js';
+import { agentProof, agentSays, hasRevoked, nextDurability, operatorAdvice, strictProof, strictRecord } from './proof.js';
 
 export interface ClusterView {
   readonly now: number;
@@ -317,8 +317,8 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
     return { kind: 'revoke', from, reason: lacking.length > 0 ? `${lacking.join(', ')} did not receive ${from}'s last transactions within ${v.timings.revokeWaitMs} ms` : `${from} is fenced (${op.proof.kind})` };
   }
 
-  const revoked = answering.filter((m) => m.revokedEpoch === op.epoch);
-  const waiting = answering.filter((m) => m.revokedEpoch !== op.epoch).map((m) => m.node);
+  const revoked = answering.filter((m) => hasRevoked(m, op));
+  const waiting = answering.filter((m) => !hasRevoked(m, op)).map((m) => m.node);
   if (waiting.length > 0 && v.now - (revoke.startedAt) < v.timings.revokeWaitMs) {
     return { kind: 'await', reason: `waiting for ${waiting.join(', ')} to stop receiving from ${from}` };
   }

@@ -573,3 +573,12 @@ test('decide: a failover that cannot account for every semi-sync replica the old
   assert.equal(kind(decide(view(revoked, { pendingOp: revoking({ durability: { ...durability, state: 'fallback' } }) }))), 'promote', 'fallen back: no replica acknowledges');
   assert.equal(kind(decide(view(revoked, { pendingOp: revoking({ durability, request: { id: 'r', to: null, force: true } }) }))), 'promote', '--force overrides');
 });
+
+test('decide: a revoke of an earlier attempt of the same epoch does not count: each attempt revokes', () => {
+  const stale = [replica('db2', '0-1-10', { revokedEpoch: 5, revokedAttempt: 1_000 }, 'running'), replica('db3', '0-1-10', { revokedEpoch: 5, revokedAttempt: 9_500 }, 'stopped')];
+  const d = decide(view(stale, { pendingOp: revoking() }));
+  assert.equal(kind(d), 'await');
+  assert.match(reason(d), /waiting for db2 to stop receiving from db1/);
+  const fresh = [replica('db2', '0-1-10', { revokedEpoch: 5, revokedAttempt: 9_500 }, 'stopped'), replica('db3', '0-1-10', { revokedEpoch: 5, revokedAttempt: 9_500 }, 'stopped')];
+  assert.equal(kind(decide(view(fresh, { pendingOp: revoking() }))), 'promote');
+});

@@ -6,6 +6,11 @@
  */
 import { STRICT_SEMI_SYNC_TIMEOUT_MS, type Durability, type DurabilityRecord, type FenceProof, type MemberState, type OpRecord, type Primary } from '@primacy/common';
 
+/** The member stopped receiving from the old primary for this attempt of the failover (an earlier attempt's revoke may have been undone). */
+export function hasRevoked(m: MemberState, op: OpRecord): boolean {
+  return m.revokedEpoch === op.epoch && (m.revokedAttempt === null || m.revokedAttempt === op.startedAt);
+}
+
 /** The old primary's agent fenced its node for this failover and read it back, or knows its server is gone. */
 export function agentProof(old: MemberState | undefined, op: OpRecord, now: number): FenceProof | null {
   if (!old) return null;
@@ -53,7 +58,7 @@ export function strictRecord(mode: Durability, rec: DurabilityRecord | null, fro
 export function strictProof(rec: DurabilityRecord, known: readonly string[], members: ReadonlyMap<string, MemberState>, op: OpRecord, now: number): { proof: FenceProof } | { missing: string } {
   const notRevoked = known.filter((n) => {
     const m = members.get(n);
-    return !m || m.health !== 'up' || m.revokedEpoch !== op.epoch;
+    return !m || m.health !== 'up' || !hasRevoked(m, op);
   });
   if (notRevoked.length > 0) return { missing: `${notRevoked.join(', ')} ha${notRevoked.length > 1 ? 've' : 's'} not stopped receiving from ${rec.node}` };
   if (known.length < rec.clients) return { missing: `${rec.node} reported ${rec.clients} semi-sync replicas but only ${known.length} are known; one without an agent may still acknowledge` };

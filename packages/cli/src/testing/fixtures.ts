@@ -54,6 +54,7 @@ export function member(node: string, over: Partial<MemberState> = {}, s: Partial
     downSinceRevision: null,
     errant: null,
     revokedEpoch: null,
+    revokedAttempt: null,
     priority: 0,
     noPromote: false,
     server: s === null ? null : server(s),
