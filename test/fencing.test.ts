@@ -403,7 +403,7 @@ describe('fencing proofs', () => {
   });
 
   test('4b. primary agent killed, its MariaDB unreachable for the coordinator, strict semi-sync: the revoke proves it, no loss', async () => {
-    const run = await running({ serverOptions: QUICK_REPLICAS, advertiseProxies: true });
+    const run = await running({ serverOptions: QUICK_REPLICAS, advertiseProxies: true, pidFiles: true });
     const { c, watch } = run;
     const old = (await c.primary())!;
     await strictSemiSync(c, 'db1');
@@ -422,7 +422,9 @@ describe('fencing proofs', () => {
     // Its agent restarted, db1 is fenced: the waiting INSERT fails, and db1 turns read-only.
     c.proxies.get('db1')!.restore();
     await c.restartAgent('db1');
-    await endsReadOnly(c, 'db1', 30_000);
+    // The pinned commit waits for an acknowledgement no replica can send; killing sessions would
+    // acknowledge it, so the restarted agent stops mysqld instead (mysql.pidFile).
+    await waitFor('db1 stopped by its agent', () => (c.server('db1').isRunning() ? undefined : true), { timeoutMs: 30_000, intervalMs: 50 });
     await pinned.settle(20_000);
     assert.equal(pinned.acknowledged, false, pinned.describe());
     note(`4b strict, cut off: ${pinned.describe()}`);

@@ -33,11 +33,13 @@ export class StrictWaitError extends PrimacyError {
  * Under strict semi-sync with no replica connected nothing can commit, and a kill is what could make
  * a commit complete: waiting commits make the fence impossible (StrictWaitError), and without them
  * the fence sets read_only and reads it back without killing anyone (a commit that starts waiting
- * meanwhile holds SET read_only up; the next attempt sees it). Null when the server does not say.
+ * meanwhile holds SET read_only up; the next attempt sees it). Throws when the server does not say.
  */
 async function strictRevoked(driver: NodeDriver): Promise<boolean> {
-  const w = await driver.readSemiSyncWait().catch(() => null);
-  if (w === null || w.clients > 0 || (w.timeoutMs ?? 0) < STRICT_SEMI_SYNC_TIMEOUT_MS) return false;
+  // A server that cannot say is not fenced by killing into it: a kill sent now may run when it wakes,
+  // and release what waits. The attempt fails here, and the next one asks again.
+  const w = await driver.readSemiSyncWait();
+  if (w.clients > 0 || (w.timeoutMs ?? 0) < STRICT_SEMI_SYNC_TIMEOUT_MS) return false;
   if (w.waiting > 0) throw new StrictWaitError(w.waiting);
   return true;
 }
