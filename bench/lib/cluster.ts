@@ -3,7 +3,8 @@
  * test suite's starter does not take: extra server options (a short `slave_net_timeout`, so that
  * the replicas of a frozen primary stop counting as "receiving"), an etcd `config` value written
  * before any agent starts (the cluster's durability), and agent settings computed from the started
- * servers (a fencing command that knows their pids). test/support stays untouched; the returned
+ * servers (a fencing command that knows their pids). Every agent gets its server's pid file
+ * (`mysql.pidFile`). test/support stays untouched; the returned
  * object is a `TestCluster`, so the suite's witnesses (`WritableWatch`, `missingAcks`) work on it.
  */
 import type { Etcd3 } from 'etcd3';
@@ -36,7 +37,9 @@ export async function startBenchCluster(etcd: EtcdCluster, options: BenchCluster
     node: s.name,
     etcd: etcd.endpoints,
     db: s,
-    config: merge({ bootstrap: { primary: 'db1' }, replication: { semiSync: options.semiSync } }, extra),
+    // mysql.pidFile, as an agent beside its mysqld should have: under strict semi-sync with every
+    // replica revoked the agent stops a server with waiting commits through it (fencing.ts, StrictWaitError).
+    config: merge({ bootstrap: { primary: 'db1' }, replication: { semiSync: options.semiSync }, mysql: { pidFile: s.pidFile } }, extra),
   });
   const read = async <T>(key: string, parse: (v: unknown) => T): Promise<T | null> => {
     const raw = await client.get(key).string();
