@@ -35,7 +35,6 @@ import { DurabilityRecordSchema, MemberStateSchema, PrimarySchema, type Durabili
 import { APP, cleanupAll, harnessDir, sleep, startEtcd, waitFor, type EtcdCluster, type MariaDbCluster, type MariaDbServer } from '../test/harness/index.js';
 import { WritableWatch, missingAcks, startCluster, type TestCluster } from '../test/support/cluster.js';
 import { AckWriter, lastGtid, type Ack } from './lib/ack-writer.js';
-import { startBenchCluster } from './lib/cluster.js';
 import { describeMachine, machineLine, type Machine } from './lib/machine.js';
 import { fixed, seconds, table } from './lib/markdown.js';
 import { fail, intFlag, parseFlags, progress, stringFlag } from './lib/options.js';
@@ -579,8 +578,11 @@ async function startFreezeCluster(etcd: EtcdCluster, scenario: FreezeScenario, o
     fenceLog = join(dir, 'fence.log');
     script = join(dir, 'fence.sh');
   }
-  const cluster = await startBenchCluster(etcd, {
+  // Every agent gets its server's pid file, as an agent beside its mysqld should: under strict
+  // semi-sync with every replica revoked, it stops a server with waiting commits through it.
+  const cluster = await startCluster(etcd, {
     semiSync: spec.durability !== 'async',
+    pidFiles: true,
     serverOptions: { 'slave-net-timeout': o.netTimeoutS, ...o.serverOptions },
     etcdConfig: { durability: spec.durability },
     agentConfig: (db) => {

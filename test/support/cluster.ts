@@ -41,7 +41,9 @@ export interface TestCluster {
 export interface ClusterOptions {
   readonly semiSync?: boolean;
   /** Deep-merged into every agent's config. */
-  readonly agentConfig?: Record<string, unknown>;
+  readonly agentConfig?: Record<string, unknown> | ((db: MariaDbCluster) => Record<string, unknown>);
+  /** Written to the cluster's etcd `config` key before any agent starts (e.g. `{ durability: 'strict' }`). */
+  readonly etcdConfig?: Record<string, unknown>;
   readonly maxConnections?: number;
   /** Puts a proxy between each agent and etcd (endpoints per node). */
   readonly etcdEndpointsFor?: (node: string) => readonly string[];
@@ -75,6 +77,9 @@ export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = 
   if (options.advertiseProxies) {
     for (const s of db.servers) proxies.set(s.name, await startProxy({ targetHost: s.host, targetPort: s.port }));
   }
+  if (options.etcdConfig) await client.put(keys.config).value(JSON.stringify(options.etcdConfig));
+  // Computed once the servers run: a fencing command, say, may need their pids.
+  const extra = typeof options.agentConfig === 'function' ? options.agentConfig(db) : (options.agentConfig ?? {});
   const agentOptions = (s: MariaDbServer): AgentOptions => {
     const proxy = proxies.get(s.name);
     const mysql: Record<string, unknown> = {};
@@ -86,7 +91,7 @@ export async function startCluster(etcd: EtcdCluster, options: ClusterOptions = 
       node: s.name,
       etcd: options.etcdEndpointsFor?.(s.name) ?? etcd.endpoints,
       db: s,
-      config: merge(merge({ bootstrap: { primary: 'db1' }, replication: { semiSync } }, options.agentConfig ?? {}), own),
+      config: merge(merge({ bootstrap: { primary: 'db1' }, replication: { semiSync } }, extra), own),
     };
   };
   const first = db.servers.find((s) => s.name === options.coordinator);
