@@ -4,10 +4,9 @@
  * loop coordinates the cluster. Every action on the node or on the cluster is preceded by a fresh,
  * linearizable read of etcd.
  */
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
-import { describeError, gtidContains, parseGtid, type AgentConfig, type Durability, type LastAnswer, type MemberState, type OpRecord, type OperatorRequest, type Primary } from '@primacy/common';
+import { describeError, gtidContains, parseGtid, type AgentConfig, type Durability, type LastAnswer, type MemberState, type NodeState, type OpRecord, type OperatorRequest, type Primary } from '@primacy/common';
 import { systemClock, sleep, type Clock } from './clock.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { connectEtcd } from './etcd/connect.js';
@@ -20,8 +19,8 @@ import { createLogger, type Logger } from './log.js';
 import { buildMember, materiallyChanged, publishedApiUrl, type Role } from './member.js';
 import { connectNode } from './node/index.js';
 import type { NodeDriver, Observation } from './node/driver.js';
-import { planNodeAction, revokedFor, sourceTimeoutFor, type NodeAction, type NodePlanInput } from './plan.js';
-import { goneReason } from './node/gone.js';
+import { durabilityOf, planNodeAction, revokedFor, sourceTimeoutFor, type NodeAction, type NodePlanInput } from './plan.js';
+import { goneReason, readPid } from './node/gone.js';
 import { newCounters, type AgentView, type Counters } from './view.js';
 
 /** How long a stopping primary's agent waits for its switchover (systemd gives it 15 s in deploy/). */
@@ -106,10 +105,11 @@ export class Agent {
   private fencedFor: number | null = null;
   /** Why the server is provably gone (not merely silent); null while it answers or proves nothing. */
   private serverGone: string | null = null;
-  /** The last state the server answered with: one last seen writable may still be, while it does not answer. */
-  private lastAnswered: Observation['state'] = null;
-  /** The last answered probe's positions, with the etcd revision read before that probe began. */
-  private lastAnswer: LastAnswer | null = null;
+  /**
+   * The last state the server answered with (one last seen writable may still be, while it does not
+   * answer), and the etcd revision read before that probe began.
+   */
+  private lastAnswered: { readonly state: NodeState; readonly seenRevision: string } | null = null;
   /** The revision of the first publication of the current down period; null while the server answers. */
   private downSinceRevision: string | null = null;
   private snapshotRevision = '0';
@@ -213,7 +213,7 @@ export class Agent {
     // Fence whatever may take writes: the primary (whether or not its server answers now) and any node
     // last seen writable. A server that does not answer is tried until STOP_FENCE_MS; if that fails,
     // the agent leaves anyway, and the cluster waits for another proof before it promotes anyone.
-    if (this.primary?.node === this.config.node || this.lastAnswered?.readOnly === false) {
+    if (this.primary?.node === this.config.node || this.lastAnswered?.state.readOnly === false) {
       await this.fenceUntil('the agent is stopping and could not hand over; the cluster fails over', this.clock.now() + STOP_FENCE_MS);
     }
     this.coordinator.stepDown('the agent is stopping');
@@ -361,8 +361,7 @@ export class Agent {
     const prev = this.observation;
     if (prev?.health !== o.health) this.log[o.health === 'up' ? 'info' : 'warn']({ health: o.health, err: o.error }, `server is ${o.health}`);
     if (o.health === 'up') {
-      this.lastAnswered = o.state;
-      if (o.state) this.lastAnswer = { executed: o.state.gtid.executed, received: o.state.gtid.received, seenRevision };
+      if (o.state) this.lastAnswered = { state: o.state, seenRevision };
       this.downSinceRevision = null;
     }
     // A node seen writable is not fenced, whatever was done to it before.
@@ -416,7 +415,7 @@ export class Agent {
       fenced,
       fencedFor: fenced ? this.fencedFor : null,
       serverGone: this.serverGone,
-      lastAnswer: this.lastAnswer,
+      lastAnswer: this.lastAnswer(),
       downSinceRevision: this.downSinceRevision,
       errant: this.errant,
       revokedEpoch: this.revokedEpoch,
@@ -431,19 +430,14 @@ export class Agent {
     if (!this.publishNow && !due && !this.answerNeeded() && !materiallyChanged(this.member, next, this.config.timings.maxLagMs, switching)) return;
     try {
       const put = await withTimeout(lease.put(this.store.keys.member(this.config.node)).value(JSON.stringify(next)).exec(), this.config.etcd.dialTimeoutMs);
+      this.member = next;
+      this.memberWrittenAt = now;
+      this.publishNow = false;
       // The first write of a down period: its revision bounds when the server stopped answering, and goes out with the next write.
       if (next.health === 'down' && this.downSinceRevision === null) {
         this.downSinceRevision = String(put.header.revision);
         this.publishNow = true;
-        this.member = next;
-        this.memberWrittenAt = now;
-        this.counters.memberWrites += 1;
-        this.etcdRecovered();
-        return;
       }
-      this.member = next;
-      this.memberWrittenAt = now;
-      this.publishNow = false;
       this.counters.memberWrites += 1;
       this.etcdRecovered();
     } catch (err) {
@@ -456,10 +450,16 @@ export class Agent {
    * replica whose server has been down since before this probe cannot hold anything newer than what
    * the primary had then, and the coordinator may then fail over without it (decide.ts).
    */
+  /** The last answered probe's positions, as the member key carries them. */
+  private lastAnswer(): LastAnswer | null {
+    const a = this.lastAnswered;
+    return a && { executed: a.state.gtid.executed, received: a.state.gtid.received, seenRevision: a.seenRevision };
+  }
+
   private answerNeeded(): boolean {
-    if (this.primary?.node !== this.config.node || this.lastAnswer === null) return false;
+    if (this.primary?.node !== this.config.node || this.lastAnswered === null) return false;
     const published = BigInt(this.member?.lastAnswer?.seenRevision ?? '0');
-    const now = BigInt(this.lastAnswer.seenRevision);
+    const now = BigInt(this.lastAnswered.seenRevision);
     for (const m of this.snapshot?.members.values() ?? []) {
       if (m.node === this.config.node || m.downSinceRevision === null) continue;
       const down = BigInt(m.downSinceRevision);
@@ -479,7 +479,7 @@ export class Agent {
       self: this.config.node,
       leaseLive: this.keeper.isLive(),
       server: o?.health === 'up' ? o.state : null,
-      mayBeWritable: o?.health !== 'up' && this.serverGone === null && this.lastAnswered?.readOnly === false,
+      mayBeWritable: o?.health !== 'up' && this.serverGone === null && this.lastAnswered?.state.readOnly === false,
       fencedFor: this.fenced ? this.fencedFor : null,
       durability: this.durability(),
       primary,
@@ -494,8 +494,7 @@ export class Agent {
 
   /** The cluster's durability: the etcd config's, else this agent's own `replication.semiSync`. */
   private durability(): { mode: Durability; timeoutMs: number } {
-    const mode = this.snapshot?.config.durability ?? (this.config.replication.semiSync ? 'semi-sync' : 'async');
-    return { mode, timeoutMs: this.config.replication.semiSyncTimeoutMs };
+    return { mode: durabilityOf(this.snapshot?.config, this.config.replication.semiSync), timeoutMs: this.config.replication.semiSyncTimeoutMs };
   }
 
   /** The target of the switchover under way, with where to reach its server; null when none runs. */
@@ -705,12 +704,7 @@ export class Agent {
    */
   private haltServer(err: StrictWaitError): void {
     const file = this.config.mysql.pidFile;
-    let pid: number | null = null;
-    try {
-      if (file !== undefined) pid = Number(readFileSync(file, 'utf8').trim()) || null;
-    } catch {
-      pid = null;
-    }
+    const pid = file === undefined ? null : readPid(file);
     if (pid === null) {
       this.log.error({ waiting: err.waiting }, `${err.message}; set mysql.pidFile so that the agent can`);
       return;

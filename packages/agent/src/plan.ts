@@ -2,7 +2,7 @@
  * What an agent does to its own node, decided purely from what it observes and what etcd says.
  * The agent re-reads etcd linearizably before carrying out anything but `none` (invariant 6).
  */
-import { gtidContains, gtidMissing, mariaNotReceived, mariaStateMissing, mergeGtid, parseGtid, STRICT_SEMI_SYNC_TIMEOUT_MS, withoutOrigin, type Durability, type MemberState, type NodeState, type Primary } from '@primacy/common';
+import { gtidContains, gtidMissing, mariaNotReceived, mariaStateMissing, mergeGtid, parseGtid, STRICT_SEMI_SYNC_TIMEOUT_MS, withoutOrigin, type ClusterConfig, type Durability, type MemberState, type NodeState, type Primary } from '@primacy/common';
 
 export type NodeAction =
   | { readonly kind: 'none' }
@@ -109,6 +109,11 @@ function mustFence(i: NodePlanInput): (NodeAction & { kind: 'fence' }) | null {
   }
   if (p.node !== i.self) return { kind: 'fence', reason: `${p.node} is the primary of epoch ${p.epoch}` };
   return null;
+}
+
+/** The cluster's durability: the etcd config's, else the agent's own `replication.semiSync`. */
+export function durabilityOf(cluster: ClusterConfig | undefined, semiSync: boolean): Durability {
+  return cluster?.durability ?? (semiSync ? 'semi-sync' : 'async');
 }
 
 /** The timeout a primary's semi-sync source must have: strict never falls back. */

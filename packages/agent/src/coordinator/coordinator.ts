@@ -10,7 +10,8 @@ import type { Campaigner, ClusterSnapshot, ClusterStore } from '../etcd/store.js
 import type { Logger } from '../log.js';
 import { fenceNode } from '../fencing.js';
 import { connectNode } from '../node/index.js';
-import { isLocalEndpoint } from '../node/gone.js';
+import { goneReason } from '../node/gone.js';
+import { durabilityOf } from '../plan.js';
 import { runFencingCommand } from './fencing-command.js';
 import type { Counters } from '../view.js';
 import { decide, type Decision } from './decide.js';
@@ -63,7 +64,7 @@ export class Coordinator {
         primary: snap.primary,
         epoch: snap.epoch,
         config: snap.config,
-        durabilityMode: snap.config.durability ?? (this.d.config.replication.semiSync ? 'semi-sync' : 'async'),
+        durabilityMode: durabilityOf(snap.config, this.d.config.replication.semiSync),
         durabilityRecord: snap.durability,
         fencingCommand: this.d.config.fencing.command !== undefined,
         configProblem: snap.invalid.find((e) => e.key === this.d.store.keys.config)?.why ?? null,
@@ -396,10 +397,9 @@ export class Coordinator {
     // The proof's time is when read_only was read back, not when the attempt began.
     const now = this.d.clock.now();
     if (sql.ok) return { proof: { kind: 'sql-fenced', detail: `the coordinator fenced ${p.node} over SQL: ${sql.detail}`, at: now, finalGtid: sql.gtid }, notes: [] };
-    // A refusal from this host's own kernel: nothing listens there.
-    if (sql.refused && isLocalEndpoint({ host: p.host })) {
-      return { proof: { kind: 'server-gone', detail: `the coordinator's connection to ${p.host}:${p.port} was refused on this host: ${sql.detail}`, at: now, finalGtid: null }, notes: [] };
-    }
+    // The agents' own rule: a refusal from this host's own kernel means nothing listens there.
+    const gone = goneReason(sql.detail, { host: p.host });
+    if (gone !== null) return { proof: { kind: 'server-gone', detail: `the coordinator's connection to ${p.host}:${p.port}: ${gone}: ${sql.detail}`, at: now, finalGtid: null }, notes: [] };
     const notes = [`over SQL: ${sql.detail}`];
     const f = this.d.config.fencing;
     if (f.command === undefined) return { proof: null, notes: [...notes, 'no fencing command is configured'] };
@@ -424,7 +424,7 @@ export class Coordinator {
   }
 
   /** Kills the old primary's client sessions and sets read_only over SQL, then reads it back, within the probe timeout. */
-  private async fenceOverSql(p: Primary): Promise<{ ok: true; detail: string; gtid: string } | { ok: false; detail: string; refused: boolean }> {
+  private async fenceOverSql(p: Primary): Promise<{ ok: true; detail: string; gtid: string } | { ok: false; detail: string }> {
     const c = this.d.config;
     const driver = connectNode(
       { host: p.host, port: p.port, user: c.mysql.user, password: c.secrets.mysqlPassword },
@@ -435,8 +435,7 @@ export class Coordinator {
       this.d.counters.fencings += 1;
       return { ok: true, detail: `${killed} client sessions killed, read_only read back ON at ${gtid || 'an empty GTID position'}`, gtid };
     } catch (err) {
-      const detail = describeError(err);
-      return { ok: false, detail, refused: /\bECONNREFUSED\b/.test(detail) };
+      return { ok: false, detail: describeError(err) };
     } finally {
       await driver.close().catch(() => undefined);
     }

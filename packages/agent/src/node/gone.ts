@@ -33,7 +33,8 @@ export function goneReason(error: string | null, s: WatchedServer, processAlive:
   return null;
 }
 
-function readPid(file: string): number | null {
+/** The pid in a pid file; null when there is none or it cannot be read. */
+export function readPid(file: string): number | null {
   try {
     const pid = Number(readFileSync(file, 'utf8').trim());
     return Number.isInteger(pid) && pid > 0 ? pid : null;
