@@ -205,6 +205,9 @@ describe('failover under harder faults', () => {
     const repaired = op.steps.find((s) => s.name === 'primary repaired');
     assert.ok(repaired, JSON.stringify(op.steps));
     process.stdout.write(`# primary key repaired ${repaired.startedAt - brokenAt} ms after it was overwritten\n`);
+    // The repair holds, and the witnesses watch it for a while (it is over in milliseconds).
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.deepEqual([(await c.primary())?.node, (await c.primary())?.epoch], [old.node, old.epoch]);
     await finish(run);
   });
 
