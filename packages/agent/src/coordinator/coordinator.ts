@@ -14,7 +14,8 @@ import { goneReason } from '../node/gone.js';
 import { durabilityOf } from '../plan.js';
 import { runFencingCommand } from './fencing-command.js';
 import type { Counters } from '../view.js';
-import { decide, type Decision } from './decide.js';
+import { decide } from './decide.js';
+import type { Decision } from './model.js';
 
 /** How many refused or aborted operations history/ keeps, and how often (in records) it is pruned. */
 const HISTORY_KEEP = 500;

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { STRICT_SEMI_SYNC_TIMEOUT_MS, type ClusterConfig, type MemberState, type Primary } from '@primacy/common';
-import { decide, type ClusterView } from './decide.js';
+import { decide } from './decide.js';
+import type { ClusterView } from './model.js';
 import { member, membersOf, primary, replicatingFrom, timings } from '../testing/members.js';
 
 const config: ClusterConfig = { paused: false, nodes: {} };

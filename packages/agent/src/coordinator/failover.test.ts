@@ -2,8 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseGtid, type ClusterConfig, type DurabilityRecord, type FenceProof, type MemberState, type OpRecord } from '@primacy/common';
-import { decide, PROMOTION_GRACE_MS, type ClusterView, type Decision } from './decide.js';
-import { chooseCandidate, detectFailure, detectStalledPromotion, holdersOf, majorVersion, type ChoiceInput } from './failover.js';
+import { decide } from './decide.js';
+import { PROMOTION_GRACE_MS, type ClusterView, type Decision } from './model.js';
+import { chooseCandidate, detectFailure, detectStalledPromotion, majorVersion, type ChoiceInput } from './failover.js';
+import { holdersOf } from './position.js';
 import { member, membersOf, primary, replicatingFrom, timings } from '../testing/members.js';
 
 const config: ClusterConfig = { paused: false, nodes: {} };

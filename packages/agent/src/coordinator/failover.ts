@@ -3,7 +3,7 @@
  * The rules follow DESIGN.md invariants 4, 5, 8 and 9; each has a table test in failover.test.ts.
  */
 import { errantGtids, gtidContains, gtidMissing, formatGtid, mariaStateMissing, mostAdvanced, parseGtid, withoutOrigin, type ClusterConfig, type CandidateVerdict, type GtidPosition, type MemberState, type OpRecord, type Primary } from '@primacy/common';
-import { positionOf } from './decide.js';
+import { isPointedAt, positionOf } from './position.js';
 
 export interface Failure {
   readonly reason: string;
@@ -43,25 +43,7 @@ export function detectStalledPromotion(p: Primary, members: ReadonlyMap<string, 
   };
 }
 
-/** The members other than `node` that have received everything in `position`. */
-export function holdersOf(position: string, members: ReadonlyMap<string, MemberState>, node: string): string[] {
-  return [...members.values()]
-    .filter((m) => {
-      if (m.node === node || m.health !== 'up' || !m.server) return false;
-      const has = positionOf(m, 'received');
-      try {
-        return has !== null && gtidContains(has, parseGtid(m.server.flavor, position));
-      } catch {
-        return false;
-      }
-    })
-    .map((m) => m.node);
-}
 
-export function isPointedAt(m: MemberState, p: { host: string; port: number }): boolean {
-  const r = m.server?.replication;
-  return r !== null && r !== undefined && r.sourceHost === p.host && r.sourcePort === p.port;
-}
 
 /** Why an automatic failover may not start now, or null when it may (invariant 9). */
 export function refuseAutomatic(config: ClusterConfig, currentOp: OpRecord | null, now: number, antiFlapMs: number): string | null {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterConfig, MemberState, OpRecord, OperatorRequest } from '@primacy/common';
-import { decide, type ClusterView, type Decision } from './decide.js';
+import { decide } from './decide.js';
+import type { ClusterView, Decision } from './model.js';
 import { member, membersOf, primary, replicatingFrom, timings } from '../testing/members.js';
 
 const config: ClusterConfig = { paused: false, nodes: {} };

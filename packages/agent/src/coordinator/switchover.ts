@@ -5,9 +5,9 @@
  * switchover aborts and the old primary, which has everything, becomes writable again.
  */
 import { gtidContains, type MemberState, type OpRecord, type Primary } from '@primacy/common';
-import { positionOf } from './decide.js';
-import { chooseCandidate, isPointedAt, type Choice } from './failover.js';
-import type { ClusterView, Decision } from './decide.js';
+import { chooseCandidate, type Choice } from './failover.js';
+import type { ClusterView, Decision } from './model.js';
+import { isPointedAt, positionOf } from './position.js';
 
 /** The candidate for a switchover away from `p`: the rules of failover, and it must replicate from `p`. */
 export function chooseSwitchoverCandidate(v: ClusterView, p: Primary, to: string | null, force: boolean): Choice {

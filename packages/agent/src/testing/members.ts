@@ -1,6 +1,6 @@
 /** Builders of member and primary values for the pure decision tests. */
 import type { MemberState, NodeState, Primary, ReplicationState } from '@primacy/common';
-import type { ClusterView } from '../coordinator/decide.js';
+import type { ClusterView } from '../coordinator/model.js';
 
 export function server(over: Partial<NodeState> = {}): NodeState {
   return {
