@@ -5,7 +5,7 @@
  * would otherwise cost a write per second).
  */
 import { hostPort } from './health.js';
-import type { LastAnswer, MemberState, NodeState } from '@primacy/common';
+import type { LastAnswer, MemberState, NodeState, Primary } from '@primacy/common';
 import type { Observation } from './node/driver.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -96,4 +96,36 @@ export function publishedApiUrl(http: { host: string; port: number; advertiseUrl
   const port = listening === null ? http.port : Number(new URL(listening).port);
   if (!['0.0.0.0', '::', '[::]', ''].includes(http.host)) return listening ?? `http://${hostPort(http.host, port)}`;
   return `http://${hostPort(host, port)}`;
+}
+
+/**
+ * The node's role as the member key reports it. While the primary is switching, a replica may
+ * already follow the switchover's target.
+ */
+export function roleOf(self: string, state: NodeState | null | undefined, primary: Primary | null, switchoverTo: { host: string; port: number } | null, diverged: boolean): Role {
+  if (diverged) return 'diverged';
+  if (!state || !primary) return 'unknown';
+  if (primary.node === self) return state.readOnly ? 'unknown' : 'primary';
+  const r = state.replication;
+  const to = primary.state === 'switching' ? switchoverTo : null;
+  const follows = (e: { host: string; port: number } | null): boolean => e !== null && r !== null && r.sourceHost === e.host && r.sourcePort === e.port;
+  return follows(primary) || follows(to) ? 'replica' : 'unknown';
+}
+
+/**
+ * The primary republishes its positions once a member went down after its last publication: a
+ * replica whose server has been down since before this probe cannot hold anything newer than what
+ * the primary had then, and the coordinator may then fail over without it (decide.ts).
+ * `answeredRevision`: the etcd revision read before the primary's last answered probe.
+ */
+export function answerNeeded(self: string, primary: Primary | null, published: MemberState | null, answeredRevision: string | null, members: Iterable<MemberState>): boolean {
+  if (primary?.node !== self || answeredRevision === null) return false;
+  const before = BigInt(published?.lastAnswer?.seenRevision ?? '0');
+  const now = BigInt(answeredRevision);
+  for (const m of members) {
+    if (m.node === self || m.downSinceRevision === null) continue;
+    const down = BigInt(m.downSinceRevision);
+    if (down > before && now >= down) return true;
+  }
+  return false;
 }

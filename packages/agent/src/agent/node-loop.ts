@@ -1,0 +1,110 @@
+/**
+ * The node loop: probe, publish, act, heartbeat, one step at a time, so that node actions never
+ * overlap. It plans on the last known state and acts only after a fresh read of the cluster agrees
+ * (watches are hints). A change in etcd that concerns this node (`wake`) runs it at once.
+ */
+import { sleep, type Clock } from '../clock.js';
+import { planNodeAction, type NodePlanInput } from '../plan.js';
+import type { AgentConfig } from '@primacy/common';
+import type { NodeActions } from './actions.js';
+import type { ClusterWatch } from './cluster-watch.js';
+import type { EtcdHealth } from './etcd-health.js';
+import type { MemberPublisher } from './member-publisher.js';
+import type { NodeMonitor } from './node-monitor.js';
+
+/** The probe interval while an operation is under way. */
+const OPERATION_PROBE_MS = 50;
+
+/** A cluster snapshot younger than this is not read again before a node action. */
+const FRESH_SNAPSHOT_MS = 100;
+
+/** An observation this young, taken by the action just done, is published without probing again. */
+const FRESH_OBSERVATION_MS = 10;
+
+export interface NodeLoopDeps {
+  readonly config: AgentConfig;
+  readonly clock: Clock;
+  readonly monitor: NodeMonitor;
+  readonly publisher: MemberPublisher;
+  readonly actions: NodeActions;
+  readonly cluster: ClusterWatch;
+  readonly etcdHealth: EtcdHealth;
+  /** What the node plan decides on, as the agent knows it now. */
+  readonly planInput: () => NodePlanInput;
+  readonly leaseLive: () => boolean;
+  readonly claimed: () => boolean;
+  readonly stopping: AbortSignal;
+}
+
+export class NodeLoop {
+  private wakeUp: (() => void) | null = null;
+
+  constructor(private readonly d: NodeLoopDeps) {}
+
+  /** Runs the loop now if it sleeps: a change in etcd that concerns this node. */
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  async run(): Promise<void> {
+    const { config, clock, monitor, publisher, actions, cluster, stopping } = this.d;
+    const interval = config.timings.probeIntervalMs;
+    let hurried = false;
+    let woken = false;
+    while (!stopping.aborted) {
+      const started = clock.now();
+      // Woken by a change in etcd (a switchover, a promotion), act at once on an observation at most one
+      // probe interval old; the probe and the publish of its result follow at once.
+      const actFirst = woken && monitor.age < interval;
+      woken = false;
+      const actedFirst = actFirst && (await this.act());
+      if (actFirst) await actions.awaitDemotedPosition();
+      // An action that observed the node itself (a promotion does) is published without probing again.
+      if (monitor.age > FRESH_OBSERVATION_MS) await this.probe();
+      await publisher.publish(this.d.planInput());
+      const acted = actFirst ? actedFirst : await this.act();
+      await actions.heartbeat();
+      // After an action, probe and publish its result at once (others wait on it), but never twice in a row.
+      hurried = !actFirst && acted && !hurried;
+      if (hurried) continue;
+      const wait = new AbortController();
+      this.wakeUp = () => {
+        woken = true;
+        wait.abort();
+      };
+      const onStop = (): void => wait.abort();
+      stopping.addEventListener('abort', onStop, { once: true });
+      // While an operation runs, others wait on this node's state: probe faster.
+      const pace = cluster.busy ? Math.min(interval, OPERATION_PROBE_MS) : interval;
+      await sleep(Math.max(0, pace - (clock.now() - started)), wait.signal);
+      stopping.removeEventListener('abort', onStop);
+      this.wakeUp = null;
+    }
+  }
+
+  private async probe(): Promise<void> {
+    // Read before the probe: what the probe finds, the server had after this revision.
+    const o = await this.d.monitor.probe(this.d.cluster.revision);
+    this.d.actions.observed(o.state);
+  }
+
+  /** Plans on the last known state; acts only after a fresh read agrees (watches are hints). */
+  private async act(): Promise<boolean> {
+    const { cluster, actions } = this.d;
+    if (planNodeAction(this.d.planInput()).kind === 'none') return false;
+    // A snapshot read moments ago (it is what woke this loop) is current enough; promotion re-reads anyway.
+    if (this.d.leaseLive() && cluster.age > FRESH_SNAPSHOT_MS) {
+      try {
+        await cluster.refresh();
+      } catch (err) {
+        this.d.etcdHealth.failed(err);
+        return false;
+      }
+    }
+    const action = planNodeAction(this.d.planInput());
+    if (action.kind === 'none') return false;
+    // Until no other live agent runs as this node, the only action is the safe one: fencing.
+    if (!this.d.claimed() && action.kind !== 'fence') return false;
+    return actions.run(action);
+  }
+}
