@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createConnection } from 'mysql2/promise';
+import { createPool, watchPrimary } from '@primacy/client';
 import { PrimarySchema, type Primary } from '@primacy/common';
 import { runSandbox } from '../packages/cli/src/sandbox/index.js';
 import { writeState } from '../packages/cli/src/sandbox/state.js';
@@ -54,9 +55,30 @@ async function sandbox(...args: string[]): Promise<Result> {
   return { code, stdout, stderr };
 }
 
+interface ProcessEntry {
+  pid: number | null;
+  command?: { command: string; args: string[]; cwd: string };
+}
+
+/** Processes started by hand from a recorded command line, as an operator might: `down` must stop them too. */
+const handStarted: number[] = [];
+
+/** argv of a live process, from /proc. */
+function argv(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+}
+
+/** A node that is neither db1 nor the primary: killing its server or agent starts no failover. */
+async function quietReplica(state: StateFile): Promise<StateFile['nodes'][number]> {
+  const primary = await readPrimary(state.etcd.endpoint);
+  const node = state.nodes.find((n) => n.name !== 'db1' && n.name !== primary?.node);
+  assert.ok(node, `no replica other than db1 besides the primary ${primary?.node}`);
+  return node;
+}
+
 interface StateFile {
   etcd: { endpoint: string; process: { pid: number | null } };
-  nodes: Array<{ name: string; port: number; httpPort: number; mariadb: { pid: number | null }; agent: { pid: number | null } }>;
+  nodes: Array<{ name: string; port: number; httpPort: number; mariadb: ProcessEntry; agent: ProcessEntry }>;
 }
 
 function readStateFile(): StateFile {
@@ -112,7 +134,7 @@ after(async () => {
     const result = await sandbox('down', '--dir', dir);
     if (result.code !== 0) process.stderr.write(`sandbox test cleanup: ${result.stderr}`);
     // Last resort: whatever down could not stop.
-    for (const pid of recordedPids(state)) {
+    for (const pid of [...recordedPids(state), ...handStarted]) {
       if (!isRunning(pid)) continue;
       try {
         if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) process.kill(pid, 'SIGKILL');
@@ -189,6 +211,34 @@ describe('a sandbox of 3 nodes', { timeout: 240_000 }, () => {
     assert.equal((await asApp(db1.port, 'SELECT 1 FROM mysql.user')).errno, 1142);
   });
 
+  test("the README's @primacy/client example runs against the sandbox as the app user", { timeout: 60_000 }, async () => {
+    const state = readStateFile();
+    const db1 = state.nodes[0];
+    assert.ok(db1);
+    // The README's own code, with the sandbox's etcd, cluster and database in place of its examples.
+    const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+    const block = /## Use it from an application\n[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(block, 'README.md has the client example');
+    const code = block
+      .replace(/^import .*\n/m, '')
+      .replace(/\['http:\/\/10\.0\.0\.\d:2379'(, 'http:\/\/10\.0\.0\.\d:2379')*\]/g, JSON.stringify([state.etcd.endpoint]))
+      .replaceAll("cluster: 'main'", "cluster: 'sandbox'")
+      .replaceAll("database: 'shop'", "database: 'app'");
+    assert.equal((await asApp(db1.port, 'CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10, 2))')).errno, 0);
+    const logged: unknown[][] = [];
+    const AsyncFunction = Object.getPrototypeOf(async () => undefined).constructor as new (...args: string[]) => (...values: unknown[]) => Promise<{ pool: { end(): Promise<void> }; watch: { close(): Promise<void> } }>;
+    const example = new AsyncFunction('createPool', 'watchPrimary', 'process', 'console', 'id', 'total', `${code}\nreturn { pool, watch };`);
+    const { pool, watch } = await example(createPool, watchPrimary, { env: { APP_PASSWORD: appPassword() } }, { log: (...args: unknown[]) => logged.push(args) }, 42, 9.5);
+    try {
+      await waitFor('the watch to report the primary', async () => (logged.length > 0 ? true : undefined), { timeoutMs: 10_000 });
+      assert.deepEqual(logged[0], ['db1', 1, 'ready']);
+      assert.deepEqual((await asApp(db1.port, 'SELECT id, total FROM orders')).rows, [{ id: 42, total: '9.50' }]);
+    } finally {
+      await pool.end();
+      await watch.close();
+    }
+  });
+
   test('status reports every process alive and the cluster', async () => {
     const r = await sandbox('status', '--dir', dir);
     assert.equal(r.code, 0, r.stderr);
@@ -242,6 +292,70 @@ describe('a sandbox of 3 nodes', { timeout: 240_000 }, () => {
     assert.match(status.stdout, new RegExp(`primary\\s+${primary.node}, epoch 2`));
   });
 
+  test('start db1 brings the killed server back with the command line of up; again, it has nothing to do', { timeout: 60_000 }, async () => {
+    const killed = readStateFile().nodes[0];
+    assert.ok(killed?.mariadb.pid && killed.mariadb.command);
+    const r = await sandbox('start', 'db1', '--dir', dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Started db1's mariadbd \(pid \d+, port \d+\) with the command line of up/);
+    const db1 = readStateFile().nodes[0];
+    assert.ok(db1?.mariadb.pid && db1.mariadb.command);
+    assert.notEqual(db1.mariadb.pid, killed.mariadb.pid);
+    assert.deepEqual(argv(db1.mariadb.pid), [db1.mariadb.command.command, ...db1.mariadb.command.args]);
+    assert.deepEqual(db1.mariadb.command, killed.mariadb.command);
+    // Back read-only, as every server starts: the new primary keeps the writes.
+    assert.equal(((await asApp(db1.port, 'SELECT @@GLOBAL.read_only AS ro')).rows as Array<{ ro: number }>)[0]?.ro, 1);
+    const again = await sandbox('start', 'db1', '--dir', dir);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^db1's mariadbd is already running \(pid \d+\); nothing to start\.\n$/);
+    const unknown = await sandbox('start', 'db9', '--dir', dir);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^primacy: no node "db9"[^\n]*\n$/);
+  });
+
+  test('kill --agent, then start --agent, brings the agent back the same way', { timeout: 60_000 }, async () => {
+    const node = await quietReplica(readStateFile());
+    const killed = await sandbox('kill', node.name, '--agent', '--dir', dir);
+    assert.equal(killed.code, 0, killed.stderr);
+    assert.match(killed.stdout, new RegExp(`sandbox start ${node.name} --agent`));
+    const r = await sandbox('start', node.name, '--agent', '--dir', dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^Started ${node.name}'s agent \\(pid \\d+, HTTP on port ${node.httpPort}\\)`));
+    const agent = readStateFile().nodes.find((n) => n.name === node.name)?.agent;
+    assert.ok(agent?.pid && agent.command);
+    assert.notEqual(agent.pid, node.agent.pid);
+    assert.deepEqual(argv(agent.pid), [agent.command.command, ...agent.command.args]);
+  });
+
+  test('a server restarted by hand: start records it instead of starting a second; down stops one nobody recorded', { timeout: 60_000 }, async () => {
+    const state = readStateFile();
+    const byHand = (entry: ProcessEntry): number => {
+      assert.ok(entry.command);
+      const child = spawn(entry.command.command, entry.command.args, { cwd: entry.command.cwd, detached: true, stdio: 'ignore' });
+      child.unref();
+      assert.ok(child.pid);
+      handStarted.push(child.pid);
+      writeFileSync(join(root, 'pids'), `${readFileSync(join(root, 'pids'), 'utf8')}\n${child.pid} sandbox`);
+      return child.pid;
+    };
+    // db1's server, killed and started again by hand: start adopts it.
+    assert.equal((await sandbox('kill', 'db1', '--dir', dir)).code, 0);
+    const adopted = byHand(state.nodes[0]!.mariadb);
+    const db1Port = state.nodes[0]!.port;
+    await waitFor('the hand-started db1 to answer', async () => ((await asApp(db1Port, 'SELECT 1')).errno === 0 ? true : undefined), { timeoutMs: 30_000 });
+    const r = await sandbox('start', 'db1', '--dir', dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^db1's mariadbd is already running \\(pid ${adopted}, started by hand\\); recorded it`));
+    assert.equal(readStateFile().nodes[0]?.mariadb.pid, adopted);
+    // A quiet replica's server, killed and started again by hand, left unrecorded: down must find it.
+    const node = await quietReplica(state);
+    assert.equal((await sandbox('kill', node.name, '--dir', dir)).code, 0);
+    byHand(node.mariadb);
+    await waitFor(`the hand-started ${node.name} to answer`, async () => ((await asApp(node.port, 'SELECT 1')).errno === 0 ? true : undefined), { timeoutMs: 30_000 });
+    const status = await sandbox('status', '--dir', dir);
+    assert.match(status.stdout, new RegExp(`^${node.name} mariadbd +\\d+ +dead `, 'm'));
+  });
+
   test('down, as a real process, stops every recorded process and removes the folder; again, it has nothing to do', { timeout: 90_000 }, async (t) => {
     const pids = recordedPids(readStateFile());
     const started = Date.now();
@@ -268,6 +382,8 @@ describe('a sandbox of 3 nodes', { timeout: 240_000 }, () => {
     assert.equal(result.code, 0, result.output);
     // The exited children of this process are reaped as the event loop turns.
     await waitFor('every recorded pid to be gone', async () => (pids.every((pid) => !isRunning(pid)) ? true : undefined), { timeoutMs: 5_000 });
+    assert.ok(handStarted.length > 0);
+    await waitFor('the server started by hand to be gone', async () => (handStarted.every((pid) => !isRunning(pid)) ? true : undefined), { timeoutMs: 5_000 });
     assert.equal(existsSync(dir), false);
 
     const again = await sandbox('down', '--dir', dir);

@@ -17,6 +17,8 @@ export const ErrorCodes = {
   SECRET_READ: 'PRIMACY_E_SECRET_READ',
   USAGE: 'PRIMACY_E_USAGE',
   OPERATION_REFUSED: 'PRIMACY_E_OPERATION_REFUSED',
+  /** A rejoin step (salvage, flashback, reseed, script) started and failed part-way; its message says what state it left. */
+  REJOIN_ABORTED: 'PRIMACY_E_REJOIN_ABORTED',
   UNKNOWN_CLUSTER: 'PRIMACY_E_UNKNOWN_CLUSTER',
   UNKNOWN_NODE: 'PRIMACY_E_UNKNOWN_NODE',
 } as const;

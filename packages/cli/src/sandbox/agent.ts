@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SandboxError, SandboxErrorCodes } from './errors.js';
 import { ADMIN_USER, REPL_USER } from './mariadb.js';
 import { childEnv, type Env } from './output.js';
 import { LOOPBACK } from './ports.js';
@@ -76,6 +77,13 @@ function distIsCurrent(pkg: string): boolean {
   const dir = join(REPO_ROOT, 'packages', pkg);
   const built = mtimeMs(join(dir, 'dist/.tsbuildinfo'));
   return built > 0 && built >= newestMtimeMs(join(dir, 'src'));
+}
+
+/** The sandbox runs this checkout's agent: a `primacy` installed by scripts/install.sh has none to run. */
+export function requireCheckout(): void {
+  if (!existsSync(join(REPO_ROOT, 'packages/agent/src/main.ts'))) {
+    throw new SandboxError(SandboxErrorCodes.USAGE, 'sandbox runs from a checkout of the Primacy repository: run `npm run sandbox` there');
+  }
 }
 
 /** The compiled agent when its build is current, else the source through tsx. */

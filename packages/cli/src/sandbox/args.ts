@@ -11,6 +11,7 @@ export const USAGE = [
   'usage: primacy sandbox up [--nodes N] [--semi-sync] [--dir DIR] [--base-port P] [--install]',
   '       primacy sandbox status [--dir DIR]',
   '       primacy sandbox kill NODE [--agent] [--dir DIR]',
+  '       primacy sandbox start NODE [--agent] [--dir DIR]',
   '       primacy sandbox down [--dir DIR] [--keep]',
 ].join('\n');
 
@@ -19,6 +20,7 @@ export type SandboxCommand =
   | { readonly kind: 'down'; readonly dir: string; readonly keep: boolean }
   | { readonly kind: 'status'; readonly dir: string }
   | { readonly kind: 'kill'; readonly dir: string; readonly node: string; readonly agent: boolean }
+  | { readonly kind: 'start'; readonly dir: string; readonly node: string; readonly agent: boolean }
   | { readonly kind: 'help' };
 
 const dirOption = { dir: { type: 'string' } } as const;
@@ -27,6 +29,7 @@ const OPTIONS = {
   down: { ...dirOption, keep: { type: 'boolean' } },
   status: { ...dirOption },
   kill: { ...dirOption, agent: { type: 'boolean' } },
+  start: { ...dirOption, agent: { type: 'boolean' } },
 } as const;
 
 type Subcommand = keyof typeof OPTIONS;
@@ -45,14 +48,14 @@ function integer(flag: string, raw: string, min: number, max: number): number {
 
 export function parseSandboxArgs(args: readonly string[], cwd: string): SandboxCommand {
   const [sub, ...rest] = args;
-  if (sub === undefined) throw usageError('missing subcommand: up, status, kill or down');
+  if (sub === undefined) throw usageError('missing subcommand: up, status, kill, start or down');
   if (sub === '--help' || sub === '-h' || sub === 'help') return { kind: 'help' };
-  if (!isSubcommand(sub)) throw usageError(`unknown subcommand "${sub}": expected up, status, kill or down`);
+  if (!isSubcommand(sub)) throw usageError(`unknown subcommand "${sub}": expected up, status, kill, start or down`);
   if (rest.includes('--help') || rest.includes('-h')) return { kind: 'help' };
   let parsed: { values: Record<string, unknown>; positionals: string[] };
   try {
     const options: ParseArgsConfig['options'] = OPTIONS[sub];
-    parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: sub === 'kill' });
+    parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: sub === 'kill' || sub === 'start' });
   } catch (err) {
     // node's messages name the flag, then explain at length; the first sentence is enough.
     throw usageError(`sandbox ${sub}: ${errorLine(err).replace(/\. To specify.*$/, '').replace(/\.$/, '')}`);
@@ -75,11 +78,12 @@ export function parseSandboxArgs(args: readonly string[], cwd: string): SandboxC
       return { kind: 'down', dir, keep: v['keep'] === true };
     case 'status':
       return { kind: 'status', dir };
-    case 'kill': {
+    case 'kill':
+    case 'start': {
       const [node, ...extra] = parsed.positionals;
-      if (node === undefined) throw usageError('sandbox kill: name the node, e.g. `primacy sandbox kill db1`');
-      if (extra.length > 0) throw usageError(`sandbox kill: one node at a time, got "${parsed.positionals.join(' ')}"`);
-      return { kind: 'kill', dir, node, agent: v['agent'] === true };
+      if (node === undefined) throw usageError(`sandbox ${sub}: name the node, e.g. \`primacy sandbox ${sub} db1\``);
+      if (extra.length > 0) throw usageError(`sandbox ${sub}: one node at a time, got "${parsed.positionals.join(' ')}"`);
+      return { kind: sub, dir, node, agent: v['agent'] === true };
     }
   }
 }

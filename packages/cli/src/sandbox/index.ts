@@ -1,5 +1,5 @@
 /**
- * `primacy sandbox up|status|kill|down`: a whole Primacy cluster on this machine (etcd, MariaDB
+ * `primacy sandbox up|status|kill|start|down`: a whole Primacy cluster on this machine (etcd, MariaDB
  * servers and their agents, in the background) for trying Primacy out. Returns the exit code;
  * errors are one line on stderr, never a stack trace.
  */
@@ -8,6 +8,7 @@ import { down } from './down.js';
 import { SandboxError, errorLine } from './errors.js';
 import { kill } from './kill.js';
 import { output, type SandboxIO } from './output.js';
+import { start } from './start.js';
 import { status } from './status.js';
 import { up } from './up.js';
 
@@ -30,6 +31,8 @@ export async function runSandbox(args: string[], io: SandboxIO): Promise<number>
         return await status(cmd, out);
       case 'kill':
         return await kill(cmd, out);
+      case 'start':
+        return await start(cmd, out);
     }
   } catch (err) {
     if (err instanceof SandboxError) {

@@ -8,6 +8,7 @@ import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { CREATE_HEARTBEAT_TABLE } from '@primacy/agent';
 import { SandboxError, SandboxErrorCodes } from './errors.js';
 import { LOOPBACK } from './ports.js';
 import { logTail } from './processes.js';
@@ -51,6 +52,10 @@ function initSql(users: Users): string {
     // Table grants only: without SUPER or READ ONLY ADMIN, read_only binds it (error 1290).
     `CREATE USER ${account(users.app.user)} IDENTIFIED BY ${sqlString(users.app.password)};`,
     `GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, CREATE VIEW, SHOW VIEW ON ${APP_DATABASE}.* TO ${account(users.app.user)};`,
+    // @primacy/client reads the heartbeat's epoch on each new connection to the primary. A table grant
+    // needs the table, so it is made here, in the template every node starts from, as the agent would.
+    `${CREATE_HEARTBEAT_TABLE};`,
+    `GRANT SELECT ON primacy.heartbeat TO ${account(users.app.user)};`,
     'FLUSH PRIVILEGES;',
     '',
   ].join('\n');

@@ -4,7 +4,8 @@
  * folder, so a pid the system has reused for something else is never signalled.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import type { CommandLine, ProcessRecord } from './state.js';
+import { appendFileSync, closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface DetachedSpawn {
   readonly command: string;
@@ -36,6 +37,13 @@ export function spawnDetached(options: DetachedSpawn): Promise<number> {
   } finally {
     closeSync(logFd);
   }
+}
+
+/** Starts a process of the sandbox and records how, so that `sandbox start` can do it again the same way. */
+export async function launch(record: ProcessRecord, line: CommandLine, env: NodeJS.ProcessEnv): Promise<number> {
+  record.command = { command: line.command, args: [...line.args], cwd: line.cwd };
+  record.pid = await spawnDetached({ command: line.command, args: line.args, cwd: line.cwd, logFile: record.log, env });
+  return record.pid;
 }
 
 const HAVE_PROC = existsSync('/proc/self/cmdline');
@@ -96,8 +104,8 @@ export function sleep(ms: number): Promise<void> {
  * SIGTERM to each pid, SIGKILL to those still there after `graceMs`, then waits up to `killWaitMs`.
  * Returns the pids still alive at the end (none, normally).
  */
-export async function stopProcesses(pids: readonly number[], marker: string, graceMs: number, killWaitMs = 5_000): Promise<number[]> {
-  let alive = pids.filter((pid) => isOurs(pid, marker));
+export async function stopProcesses(pids: readonly number[], marker: string, graceMs: number, killWaitMs = 5_000, isAlive: (pid: number) => boolean = (pid) => isOurs(pid, marker)): Promise<number[]> {
+  let alive = pids.filter(isAlive);
   for (const pid of alive) {
     signal(pid, 'SIGCONT');
     signal(pid, 'SIGTERM');
@@ -105,13 +113,13 @@ export async function stopProcesses(pids: readonly number[], marker: string, gra
   const graceEnd = Date.now() + graceMs;
   while (alive.length > 0 && Date.now() < graceEnd) {
     await sleep(50);
-    alive = alive.filter((pid) => isOurs(pid, marker));
+    alive = alive.filter(isAlive);
   }
   for (const pid of alive) signal(pid, 'SIGKILL');
   const killEnd = Date.now() + killWaitMs;
   while (alive.length > 0 && Date.now() < killEnd) {
     await sleep(50);
-    alive = alive.filter((pid) => isOurs(pid, marker));
+    alive = alive.filter(isAlive);
   }
   return alive;
 }
@@ -123,4 +131,122 @@ export function logTail(file: string, lines = 15): string {
   } catch {
     return `(no log at ${file})`;
   }
+}
+
+export interface FoundProcess {
+  readonly pid: number;
+  /** The command line, arguments joined by spaces. */
+  readonly cmdline: string;
+}
+
+/** This process and its ancestors: never "of the sandbox", even when started from inside its folder. */
+function selfAndAncestors(): Set<number> {
+  const out = new Set<number>();
+  let pid = process.pid;
+  while (pid > 1 && !out.has(pid)) {
+    out.add(pid);
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      break;
+    }
+  }
+  return out;
+}
+
+function procPids(): number[] {
+  try {
+    return readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e))
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function inside(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+/**
+ * Every live process of the sandbox in `dir`, recorded or not (a server restarted by hand): its
+ * command line names the folder, or it works in the folder (its cwd or an open file there) and
+ * listens on one of the sandbox's `ports`. A `tail -f` of a log is neither. Needs /proc; elsewhere
+ * the list is empty.
+ */
+export function sandboxProcesses(dir: string, ports: readonly number[]): FoundProcess[] {
+  const skip = selfAndAncestors();
+  const marker = dir.endsWith('/') ? dir : `${dir}/`;
+  const sockets = new Set(listeners(ports).map((l) => l.inode));
+  const found: FoundProcess[] = [];
+  for (const pid of procPids()) {
+    if (skip.has(pid) || exited(pid)) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    } catch {
+      continue;
+    }
+    if (cmdline === '') continue;
+    if (cmdline.includes(marker) || worksInAndListens(pid, dir, sockets)) found.push({ pid, cmdline });
+  }
+  return found;
+}
+
+function worksInAndListens(pid: number, dir: string, sockets: ReadonlySet<string>): boolean {
+  if (sockets.size === 0) return false;
+  let inDir = false;
+  let listens = false;
+  try {
+    inDir = inside(readlinkSync(`/proc/${pid}/cwd`), dir);
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (inside(target, dir)) inDir = true;
+      const socket = /^socket:\[(\d+)\]$/.exec(target);
+      if (socket && sockets.has(socket[1] ?? '')) listens = true;
+      if (inDir && listens) return true;
+    }
+  } catch {
+    // not ours to read
+  }
+  return false;
+}
+
+interface Listener {
+  readonly port: number;
+  readonly inode: string;
+}
+
+/** Listening TCP sockets (IPv4 and IPv6) on any of `ports`, from /proc/net/tcp*. */
+function listeners(ports: readonly number[]): Listener[] {
+  const wanted = new Set(ports);
+  const out: Listener[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const local = fields[1];
+      // State 0A is LISTEN; field 9 the socket's inode.
+      if (local === undefined || fields[3] !== '0A') continue;
+      const port = parseInt(local.slice(local.lastIndexOf(':') + 1), 16);
+      if (wanted.has(port)) out.push({ port, inode: fields[9] ?? '' });
+    }
+  }
+  return out;
+}
+
+/** The ports among `ports` that some socket listens on. */
+export function listeningPorts(ports: readonly number[]): number[] {
+  return [...new Set(listeners(ports).map((l) => l.port))].sort((a, b) => a - b);
 }

@@ -11,10 +11,19 @@ export const STATE_FILE = 'sandbox.json';
 export const CLUSTER = 'sandbox';
 export const ETCD_ROOT = '/primacy';
 
+/** How `up` started a process, so that `start` can start it again exactly so. */
+export interface CommandLine {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+}
+
 export interface ProcessRecord {
   /** null until the process has been started. */
   pid: number | null;
   readonly log: string;
+  /** Absent in sandboxes made before `sandbox start` existed. */
+  command?: CommandLine;
 }
 
 export interface NodeRecord {
@@ -76,6 +85,10 @@ function processProblem(p: unknown, where: string): string | null {
   if (!isRecord(p)) return `${where}: expected an object`;
   if (!(p['pid'] === null || (Number.isSafeInteger(p['pid']) && (p['pid'] as number) > 0))) return `${where}.pid: expected a pid or null`;
   if (typeof p['log'] !== 'string') return `${where}.log: expected a path`;
+  const c = p['command'];
+  if (c !== undefined && !(isRecord(c) && typeof c['command'] === 'string' && typeof c['cwd'] === 'string' && Array.isArray(c['args']) && c['args'].every((a) => typeof a === 'string'))) {
+    return `${where}.command: expected { command, args, cwd }`;
+  }
   return null;
 }
 
@@ -114,4 +127,18 @@ export function recordedProcesses(state: SandboxState): RecordedProcess[] {
     ...state.nodes.map((n) => ({ label: `${n.name} mariadbd`, kind: 'mariadbd' as const, node: n.name, record: n.mariadb })),
     { label: 'etcd', kind: 'etcd' as const, node: null, record: state.etcd.process },
   ];
+}
+
+/** The node named `name`, or an error listing the sandbox's nodes. */
+export function requireNode(state: SandboxState, name: string): NodeRecord {
+  const node = state.nodes.find((n) => n.name === name);
+  if (node === undefined) {
+    throw new SandboxError(SandboxErrorCodes.UNKNOWN_NODE, `no node "${name}" in the sandbox; its nodes are ${state.nodes.map((n) => n.name).join(', ')}`);
+  }
+  return node;
+}
+
+/** Every port the sandbox took: etcd's two, then each node's server and agent HTTP. */
+export function sandboxPorts(state: SandboxState): number[] {
+  return [state.etcd.clientPort, state.etcd.peerPort, ...state.nodes.flatMap((n) => [n.port, n.httpPort])];
 }

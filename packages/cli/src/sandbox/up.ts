@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ADMIN_PASSWORD_FILE, agentCommand, agentEnv, APP_PASSWORD_FILE, REPL_PASSWORD_FILE, writeAgentConfig } from './agent.js';
+import { ADMIN_PASSWORD_FILE, agentCommand, agentEnv, APP_PASSWORD_FILE, REPL_PASSWORD_FILE, requireCheckout, writeAgentConfig } from './agent.js';
 import type { SandboxCommand } from './args.js';
 import { ensureBinaries } from './debian.js';
 import { etcdArgs, etcdHealthy } from './etcd.js';
@@ -14,7 +14,7 @@ import { SandboxError, SandboxErrorCodes, errorLine } from './errors.js';
 import { acceptsConnections, ADMIN_USER, APP_USER, copyTemplate, installTemplate, REPL_USER, serverArgs, type Users } from './mariadb.js';
 import { childEnv, seconds, type Output } from './output.js';
 import { LOOPBACK, reservePorts } from './ports.js';
-import { isOurs, logTail, sleep, spawnDetached } from './processes.js';
+import { isOurs, launch, logTail, sleep } from './processes.js';
 import { CLUSTER, readState, recordedProcesses, STATE_FILE, writeState, type NodeRecord, type ProcessRecord, type SandboxState } from './state.js';
 import { cliCommand, printReport } from './status.js';
 import { dirFlag, displayPath, readCluster } from './view.js';
@@ -121,6 +121,7 @@ function existing(dir: string): SandboxState | null {
 }
 
 export async function up(cmd: UpCommand, out: Output): Promise<number> {
+  requireCheckout();
   const started = Date.now();
   const running = existing(cmd.dir);
   if (running !== null) {
@@ -166,7 +167,7 @@ async function start(state: SandboxState, binaries: { etcd: string; mariadbd: st
   // etcd reads ETCD_* variables as flags.
   const etcdEnv = childEnv(out.env, (name) => name.startsWith('ETCD_'));
   out.progress(`starting etcd on ${state.etcd.endpoint}`);
-  state.etcd.process.pid = await spawnDetached({ command: binaries.etcd, args: etcdArgs(state), logFile: state.etcd.process.log, cwd: join(state.dir, 'etcd'), env: etcdEnv });
+  await launch(state.etcd.process, { command: binaries.etcd, args: etcdArgs(state), cwd: join(state.dir, 'etcd') }, etcdEnv);
   writeState(state);
 
   out.progress(`initialising ${state.nodes.length} MariaDB data dirs (mariadb-install-db)`);
@@ -176,7 +177,7 @@ async function start(state: SandboxState, binaries: { etcd: string; mariadbd: st
 
   out.progress(`starting MariaDB on ports ${state.nodes.map((n) => n.port).join(', ')}`);
   for (const node of state.nodes) {
-    node.mariadb.pid = await spawnDetached({ command: binaries.mariadbd, args: serverArgs(state, node), logFile: node.mariadb.log, cwd: node.dir, env });
+    await launch(node.mariadb, { command: binaries.mariadbd, args: serverArgs(state, node), cwd: node.dir }, env);
     writeState(state);
   }
 
@@ -202,7 +203,7 @@ async function start(state: SandboxState, binaries: { etcd: string; mariadbd: st
   for (const node of state.nodes) {
     writeAgentConfig(state, node);
     const command = agentCommand(node.agentConfig);
-    node.agent.pid = await spawnDetached({ command: command.command, args: command.args, logFile: node.agent.log, cwd: command.cwd, env: agentEnv(out.env) });
+    await launch(node.agent, command, agentEnv(out.env));
     writeState(state);
   }
 

@@ -4,7 +4,7 @@
  * Transactions it merely received first from the old primary are not errant; they are why the most
  * advanced replica is chosen.
  */
-import { mariaMissing, parseMariaGtidList } from './mariadb.js';
+import { mariaMissing, parseMariaGtidList, type MariaMissingRange } from './mariadb.js';
 import { formatMysqlGtidSet, parseMysqlGtidSet, subtractGtidSets } from './mysql.js';
 import { mergeGtid, type GtidPosition } from './index.js';
 
@@ -35,18 +35,31 @@ export function errantGtids(node: GtidPosition, self: ServerIdentity, others: re
  * own late writes (0-1-101) look "behind" a new primary at 0-2-150; the state shows them.
  */
 export function mariaStateMissing(mine: string, theirs: string): string {
-  const pairs = (text: string) => {
-    const out = new Map<string, { domain: number; server: number; seq: bigint }>();
-    for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
-      for (const [domain, g] of parseMariaGtidList(part)) out.set(`${domain}-${g.server}`, { domain, server: g.server, seq: g.seq });
-    }
-    return out;
-  };
-  const have = pairs(theirs);
-  return [...pairs(mine).values()]
-    .filter((g) => (have.get(`${g.domain}-${g.server}`)?.seq ?? 0n) < g.seq)
-    .map((g) => `${g.domain}-${g.server}-${g.seq}`)
+  return mariaStateExtra(mine, theirs)
+    .map((r) => `${r.domain}-${r.server}-${r.toSeq}`)
     .join(',');
+}
+
+/**
+ * The same as ranges: per (domain, server) pair of `mine`, the sequence numbers (from, to] beyond
+ * what `theirs` has of that pair. The GTIDs a node's binlog holds in these ranges are exactly the
+ * transactions the other side lacks, ascending by domain, then server.
+ */
+export function mariaStateExtra(mine: string, theirs: string): MariaMissingRange[] {
+  const have = mariaStatePairs(theirs);
+  return [...mariaStatePairs(mine).values()]
+    .map((g) => ({ domain: g.domain, server: g.server, fromSeqExclusive: have.get(`${g.domain}-${g.server}`)?.seq ?? 0n, toSeq: g.seq }))
+    .filter((r) => r.fromSeqExclusive < r.toSeq)
+    .sort((a, b) => a.domain - b.domain || a.server - b.server);
+}
+
+/** A `gtid_binlog_state` (one GTID per domain and server, several per domain) keyed by `domain-server`. */
+export function mariaStatePairs(text: string): Map<string, { domain: number; server: number; seq: bigint }> {
+  const out = new Map<string, { domain: number; server: number; seq: bigint }>();
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    for (const [domain, g] of parseMariaGtidList(part)) out.set(`${domain}-${g.server}`, { domain, server: g.server, seq: g.seq });
+  }
+  return out;
 }
 
 /**

@@ -1,0 +1,157 @@
+/**
+ * Salvage: before a diverged node is changed in any way, copy off it, byte for byte, the binary logs
+ * that hold the transactions the new primary lacks, and describe them in a manifest. It only reads
+ * the node; a refusal or failure leaves the node exactly as it was.
+ *
+ * The reader is `mariadb-binlog --read-from-remote-server --raw FILE…` without `--stop-never`: it asks
+ * for each named file with a non-blocking binlog dump under server id 0, which no server in a
+ * replication topology can have (a replica with server_id 0 refuses to start), and which the source
+ * neither registers as a replica nor confuses with one (mariadb-binlog's dump_remote_log_entries
+ * sends slave_id 0 unless --stop-never).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { access, constants, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ErrorCodes, PrimacyError, SalvageManifestSchema, mariaStateMissing, type Flavor, type SalvageManifest } from '@primacy/common';
+import type { Endpoint } from '../node/driver.js';
+import { readInt, readText } from '../node/values.js';
+import { binlogsHolding, describeRanges, divergence, parseGtidListInfo, purgedRanges, type BinlogFile } from './positions.js';
+import { readBinlogSettings, withNodeSql, type NodeSql } from './session.js';
+import { defaultPrograms, describeRun, runTool, succeeded, withClientOptions, type ClientPrograms } from './tools.js';
+
+/** The server id the binlog reader presents (see the top of this file). */
+export const SALVAGE_READER_SERVER_ID = 0;
+
+export const MANIFEST_FILE = 'manifest.json';
+
+export interface SalvageOptions {
+  readonly node: string;
+  readonly endpoint: Endpoint;
+  readonly flavor: Flavor;
+  /** The new primary's `gtid_binlog_state`: what the node is compared with. */
+  readonly primaryState: string;
+  /** The agent's crash folder; each salvage gets a folder of its own inside it. */
+  readonly crashDir: string;
+  readonly programs?: Partial<ClientPrograms>;
+  /** Bounds the copy; default 10 minutes. */
+  readonly timeoutMs?: number;
+  readonly now?: () => number;
+}
+
+const DEFAULT_TIMEOUT_MS = 10 * 60_000;
+
+/** Copies the node's extra transactions into the crash folder and returns their manifest (also written there as manifest.json). */
+export async function salvage(options: SalvageOptions): Promise<SalvageManifest> {
+  const now = options.now ?? Date.now;
+  const crashDir = resolve(options.crashDir);
+  if (options.flavor !== 'mariadb') {
+    throw new PrimacyError(ErrorCodes.OPERATION_REFUSED, `salvage of ${options.node}: only MariaDB is supported yet (MySQL's mysqlbinlog path is not built); nothing was copied`);
+  }
+  await requireWritable(crashDir, options.node);
+  const programs = { ...defaultPrograms(options.flavor), ...options.programs };
+  return withNodeSql(options.endpoint, async (node) => {
+    const settings = await readBinlogSettings(node);
+    if (!settings.logBin) throw refused(options.node, 'its binary log is off (log_bin=OFF), so there is nothing to copy its transactions from');
+    const d = divergence(settings.binlogState, options.primaryState);
+    const base = {
+      node: options.node,
+      flavor: options.flavor,
+      serverId: settings.serverId,
+      nodeState: settings.binlogState,
+      primaryState: options.primaryState,
+      extra: d.extra.map((r) => ({ domain: r.domain, server: r.server, fromSeqExclusive: String(r.fromSeqExclusive), toSeq: String(r.toSeq) })),
+      gtids: mariaStateMissing(settings.binlogState, options.primaryState),
+      replayFrom: d.commonPosition,
+      readerServerId: SALVAGE_READER_SERVER_ID,
+    };
+    if (d.extra.length === 0) return SalvageManifestSchema.parse({ ...base, at: now(), folder: crashDir, files: [] });
+
+    const binlogs = await listBinlogs(node);
+    const purged = purgedRanges(binlogs, d.extra);
+    if (purged.length > 0) {
+      throw refused(options.node, `the binary logs that held ${describeRanges(purged)} are purged; copy what is left by hand (the node was not touched)`);
+    }
+    const files = binlogsHolding(binlogs, settings.binlogState, d.extra);
+    const folder = join(crashDir, `${options.node}-${new Date(now()).toISOString().replace(/[:.]/g, '-')}`);
+    await mkdir(folder, { recursive: true }).catch((cause: unknown) => {
+      throw notWritable(folder, options.node, cause);
+    });
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const run = await withClientOptions(options.endpoint, (defaults) =>
+      runTool(programs.binlog, [defaults, '--read-from-remote-server', '--raw', `--result-file=${folder}/`, ...files.map((f) => f.name)], timeoutMs),
+    );
+    if (!succeeded(run)) {
+      throw new PrimacyError(ErrorCodes.REJOIN_ABORTED, `salvage of ${options.node} failed: ${describeRun(run, timeoutMs)}; the node was not touched, the partial copy is in ${folder}`);
+    }
+    const copied = await Promise.all(files.map((f) => describeCopy(folder, f)));
+    // A node that wrote during the copy has more extra transactions than the ones copied.
+    const after = (await readBinlogSettings(node)).binlogState;
+    if (after !== settings.binlogState) {
+      throw new PrimacyError(
+        ErrorCodes.REJOIN_ABORTED,
+        `salvage of ${options.node}: its binlog moved from ${settings.binlogState} to ${after} during the copy; fence it (read_only, no client sessions) and salvage again`,
+      );
+    }
+    const manifest = SalvageManifestSchema.parse({ ...base, at: now(), folder, files: copied });
+    await writeFile(join(folder, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    return manifest;
+  });
+}
+
+/** SHOW BINARY LOGS with each file's starting state (its Gtid_list event), oldest first. */
+export async function listBinlogs(node: NodeSql): Promise<BinlogFile[]> {
+  const logs = await node.sql.run(node.session, 'SHOW BINARY LOGS');
+  const out: BinlogFile[] = [];
+  for (const row of logs) {
+    const name = readText(row, 'Log_name');
+    // Format_desc, then Gtid_list: the second event of every MariaDB binlog.
+    const events = await node.sql.run(node.session, 'SHOW BINLOG EVENTS IN ? LIMIT 3', [name]);
+    const list = events.find((e) => readText(e, 'Event_type') === 'Gtid_list');
+    if (list === undefined) throw new PrimacyError(ErrorCodes.NODE_STATEMENT, `binary log ${name} has no Gtid_list event in its first events; cannot tell which transactions it holds`);
+    out.push({ name, size: readInt(row, 'File_size'), startState: parseGtidListInfo(readText(list, 'Info')) });
+  }
+  return out;
+}
+
+async function describeCopy(folder: string, file: BinlogFile): Promise<{ name: string; size: number; sha256: string }> {
+  const path = join(folder, file.name);
+  const size = (await stat(path).catch(() => null))?.size ?? -1;
+  // The copy reads each file to its end, so it is at least as long as the server listed it.
+  if (size < file.size) {
+    throw new PrimacyError(ErrorCodes.REJOIN_ABORTED, `salvage copy ${path} has ${size < 0 ? 'no file' : `${size} bytes`}, the server listed ${file.size}; the node was not touched`);
+  }
+  return { name: file.name, size, sha256: await sha256(path) };
+}
+
+export function sha256(path: string): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolvePromise(hash.digest('hex')));
+  });
+}
+
+/** Creates the crash folder when missing and proves it writable with a probe file. */
+async function requireWritable(dir: string, node: string): Promise<void> {
+  const probe = join(dir, `.primacy-probe-${process.pid}`);
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+    await writeFile(probe, '');
+    await rm(probe, { force: true });
+  } catch (cause) {
+    throw notWritable(dir, node, cause);
+  }
+}
+
+function notWritable(dir: string, node: string, cause: unknown): PrimacyError {
+  const code = (cause as NodeJS.ErrnoException).code ?? (cause instanceof Error ? cause.message : String(cause));
+  return new PrimacyError(ErrorCodes.OPERATION_REFUSED, `salvage of ${node} refused: the crash folder ${dir} is not writable (${code}); nothing was copied and the node was not touched`, { cause });
+}
+
+function refused(node: string, why: string): PrimacyError {
+  return new PrimacyError(ErrorCodes.OPERATION_REFUSED, `salvage of ${node} refused: ${why}`);
+}
