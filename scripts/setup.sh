@@ -11,6 +11,14 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || debs+=(maria
 command -v mariadb >/dev/null 2>&1 || debs+=(mariadb-client)
 command -v etcd >/dev/null 2>&1 || debs+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || debs+=(etcd-client)
+# test/haproxy.test.ts runs HAProxy in front of a cluster; the config generator's tests check with haproxy -c.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || debs+=(haproxy)
+# Only test/web.test.ts uses it: the page of primacy web in headless Chromium, through playwright-core.
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || debs+=(chromium)
+# promtool checks the /metrics the agents serve and the example alert rules (test/metrics.test.ts).
+command -v promtool >/dev/null 2>&1 || debs+=(prometheus)
+# scripts/install.sh packs the programs and needs only the node modules, not the test servers.
+if [ "${1:-}" = --node-modules ]; then debs=(); fi
 if [ ${#debs[@]} -gt 0 ]; then
   # As root, or through sudo (which may ask for your password on a terminal).
   as_root=()

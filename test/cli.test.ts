@@ -191,7 +191,7 @@ describe('primacy against a live cluster', () => {
     assert.match(r.err, /^primacy: unknown cluster nosuch: no keys under \/primacy\/nosuch\/ in etcd at http:\/\/127\.0\.0\.1:\d+/);
     assert.equal(r.err.split('\n').length, 2, 'one line');
     const before = await c.etcd.getAll().prefix(c.keys.requestsPrefix).keys();
-    const f = await cli(['failover', '--to', 'db9']);
+    const f = await cli(['failover', '--to', 'db9', '--yes']);
     assert.deepEqual([f.code, f.err], [4, `primacy: unknown node db9 in cluster ${c.name}; its members are db1, db2, db3\n`]);
     assert.deepEqual(await c.etcd.getAll().prefix(c.keys.requestsPrefix).keys(), before);
   });
@@ -246,7 +246,7 @@ describe('requests, where no coordinator runs', () => {
   });
 
   test('switchover --no-wait writes a well-formed request and prints its id', async () => {
-    const r = await cli(['switchover', '--to', 'db2', '--no-wait'], { envOver: { PRIMACY_CLUSTER: 'nocoord' } });
+    const r = await cli(['switchover', '--to', 'db2', '--no-wait', '--yes'], { envOver: { PRIMACY_CLUSTER: 'nocoord' } });
     assert.equal(r.code, 0, r.err);
     const id = r.out.trim();
     assert.match(id, /^\d{13}-[0-9a-f]{6}$/);
@@ -259,18 +259,26 @@ describe('requests, where no coordinator runs', () => {
     await c.etcd.delete().key(copy.request(id));
   });
 
+  test('off a terminal a switchover or failover without --yes is exit 2, and nothing is written', async () => {
+    for (const argv of [['switchover', '--to', 'db2'], ['failover', '--to', 'db3', '--no-wait']]) {
+      const r = await cli(argv, { envOver: { PRIMACY_CLUSTER: 'nocoord' } });
+      assert.deepEqual([r.code, r.err], [2, `primacy: ${argv[0]} must be confirmed, and stdin is not a terminal: add --yes to go ahead without being asked (see primacy --help)\n`]);
+    }
+    assert.deepEqual(await c.etcd.getAll().prefix(copy.requestsPrefix).keys(), []);
+  });
+
   test('failover --force --no-wait, and a switchover to the primary is refused (exit 1)', async () => {
-    const r = await cli(['failover', '--to', 'db3', '--force', '--no-wait'], { envOver: { PRIMACY_CLUSTER: 'nocoord' } });
+    const r = await cli(['failover', '--to', 'db3', '--force', '--no-wait', '--yes'], { envOver: { PRIMACY_CLUSTER: 'nocoord' } });
     assert.equal(r.code, 0, r.err);
     const request = RequestSchema.parse(JSON.parse((await c.etcd.get(copy.request(r.out.trim())).string())!));
     assert.deepEqual([request.kind, request.to, request.force], ['failover', 'db3', true]);
     await c.etcd.delete().key(copy.request(r.out.trim()));
-    const same = await cli(['switchover', '--to', 'db1'], { envOver: { PRIMACY_CLUSTER: 'nocoord' } });
+    const same = await cli(['switchover', '--to', 'db1', '--yes'], { envOver: { PRIMACY_CLUSTER: 'nocoord' } });
     assert.deepEqual([same.code, same.err], [1, 'primacy: db1 is already the primary of nocoord (epoch 1)\n']);
   });
 
   test('waiting with nobody to answer: exit 5 after the timeout, and the request is deleted', async () => {
-    const r = await cliProcess(['switchover', '--timeout', '1'], { PRIMACY_CLUSTER: 'nocoord' });
+    const r = await cliProcess(['switchover', '--timeout', '1', '--yes'], { PRIMACY_CLUSTER: 'nocoord' });
     assert.equal(r.code, 5, r.err);
     assert.match(r.out, /^requested switchover of db1 \(epoch 1\): request \d+-[0-9a-f]+\n/);
     assert.match(r.err, /^primacy: nobody took request \d+-[0-9a-f]+ within 1\.00 s \(is a coordinator running\? see primacy status\); the request was deleted\n$/);
@@ -282,7 +290,7 @@ describe('requests answered by the live coordinator', () => {
   test('switchover --to waits, shows each step, and exits 0 when the new primary is ready', async () => {
     const before = (await c.primary())!;
     const to = before.node === 'db2' ? 'db3' : 'db2';
-    const r = await cli(['switchover', '--to', to, '--timeout', '25']);
+    const r = await cli(['switchover', '--to', to, '--timeout', '25', '--yes']);
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /demote/);
     assert.match(r.out, /done/);
@@ -290,9 +298,25 @@ describe('requests answered by the live coordinator', () => {
     assert.deepEqual([p.node, p.epoch, p.state], [to, before.epoch + 1, 'ready']);
   });
 
+  test('a node in maintenance is never chosen: a switchover to it is refused, one without --to picks another', async () => {
+    const p = (await c.primary())!;
+    const [kept, away] = ['db1', 'db2', 'db3'].filter((n) => n !== p.node) as [string, string];
+    assert.equal((await cli(['maintenance', away, 'on'])).code, 0);
+    try {
+      const refusedTo = await cli(['switchover', '--to', away, '--timeout', '10', '--yes']);
+      assert.equal(refusedTo.code, 1, refusedTo.out);
+      assert.equal(refusedTo.err, `primacy: switchover refused: ${away} cannot be promoted: in maintenance\n`);
+      const r = await cli(['switchover', '--timeout', '25', '--yes']);
+      assert.equal(r.code, 0, r.err);
+      assert.equal((await c.primary())!.node, kept);
+    } finally {
+      await cli(['maintenance', away, 'off']);
+    }
+  });
+
   test('a refused switchover exits 1 with the coordinator\'s reason', async () => {
     const p = (await c.primary())!;
-    const r = await cli(['switchover', '--to', p.node, '--timeout', '10']);
+    const r = await cli(['switchover', '--to', p.node, '--timeout', '10', '--yes']);
     assert.equal(r.code, 1);
     assert.match(r.err, /already the primary/);
   });

@@ -52,9 +52,11 @@ describe('parseInvocation', () => {
     assert.deepEqual(request(['failover', '--unfenced', '--yes', '--to', 'db2', '--no-wait']), { to: 'db2', force: false, unfenced: true, yes: true, wait: false, timeoutMs: DEFAULT_TIMEOUT_MS });
     usage(['failover', '--unfenced'], /^failover --unfenced needs --to NODE: name the replica to promote/);
     usage(['failover', '--unfenced', '--yes'], /^failover --unfenced needs --to NODE/);
-    usage(['failover', '--to', 'db2', '--yes'], /^--yes confirms --unfenced and means nothing without it/);
+    // --yes also confirms the request itself, which a terminal asks about (confirm.ts).
+    assert.equal(request(['failover', '--to', 'db2', '--yes'])?.yes, true);
     usage(['switchover', '--to', 'db2', '--unfenced'], /unknown flag --unfenced for primacy switchover/);
-    usage(['switchover', '--yes'], /unknown flag --yes for primacy switchover/);
+    const switchover = parseInvocation(['switchover', '--yes'], env);
+    assert.equal(switchover.command === 'switchover' && switchover.request.yes, true);
     usage(['failover', '--to', 'db2', '--unfenced=yes'], /--unfenced takes no value/);
   });
 
@@ -201,5 +203,60 @@ describe('main', () => {
     const version = captureIo();
     assert.equal(await main(['--version'], version), 0);
     assert.match(version.out(), /^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('parseInvocation: config, maintenance, fleet and script commands', () => {
+  const where = { endpoints: ['http://127.0.0.1:2379'], root: '/primacy', tls: null, auth: null };
+  const target = { ...where, cluster: 'main' };
+
+  test('clusters and status --all need no cluster, and take none', () => {
+    assert.deepEqual(parseInvocation(['clusters'], {}), { command: 'clusters', where, json: false, summary: false });
+    assert.deepEqual(parseInvocation(['status', '--all', '--json'], env), { command: 'clusters', where, json: true, summary: true });
+    usage(['clusters', '--cluster', 'x'], /^clusters lists every cluster under the root: drop --cluster/);
+    usage(['status', '--all', '--cluster', 'x'], /^status --all lists every cluster under the root: drop --cluster/);
+    usage(['status', '--all', '--watch'], /^status --all does not take --watch/);
+    usage(['clusters', 'c1'], /^clusters takes no arguments, got "c1"/);
+  });
+
+  test('show-config, edit-config with repeated --set, --file and --yes', () => {
+    assert.deepEqual(parseInvocation(['show-config', '--json'], env), { command: 'show-config', target, json: true });
+    assert.deepEqual(parseInvocation(['edit-config', '--set', 'paused=true', '--set', 'nodes.db1.priority=2', '--yes'], env), {
+      command: 'edit-config',
+      target,
+      sets: [{ path: ['paused'], value: true }, { path: ['nodes', 'db1', 'priority'], value: 2 }],
+      file: null,
+      yes: true,
+    });
+    assert.deepEqual(parseInvocation(['edit-config', '--file', 'c.yaml'], env), { command: 'edit-config', target, sets: [], file: 'c.yaml', yes: false });
+    usage(['edit-config', '--set'], /^--set needs a value/);
+    usage(['edit-config', '--set', 'oops'], /^bad --set "oops"/);
+    usage(['show-config', '--yes'], /unknown flag --yes for primacy show-config/);
+  });
+
+  test('maintenance: a list, or a node and on or off', () => {
+    assert.deepEqual(parseInvocation(['maintenance'], env), { command: 'maintenance', target, node: null, on: null });
+    assert.deepEqual(parseInvocation(['maintenance', 'db2', 'on'], env), { command: 'maintenance', target, node: 'db2', on: true });
+    assert.deepEqual(parseInvocation(['maintenance', 'db2', 'off'], env), { command: 'maintenance', target, node: 'db2', on: false });
+    usage(['maintenance', 'db2'], /^maintenance db2 needs on or off \(see/);
+    usage(['maintenance', 'db2', 'yes'], /^maintenance db2 needs on or off, got "yes"/);
+    usage(['maintenance', 'a/b', 'on'], /^bad node name "a\/b"/);
+    usage(['maintenance', 'db2', 'on', 'now'], /^maintenance takes at most 2 arguments, got "db2 on now"/);
+  });
+
+  test('which-primary and dsn', () => {
+    assert.deepEqual(parseInvocation(['which-primary'], env), { command: 'which-primary', target });
+    assert.deepEqual(parseInvocation(['dsn'], env), { command: 'dsn', target, role: 'primary', dbUser: null, database: null, maxLagMs: null });
+    assert.deepEqual(parseInvocation(['dsn', '--role', 'replica', '--db-user', 'app', '--database', 'shop', '--max-lag', '500'], env), {
+      command: 'dsn',
+      target,
+      role: 'replica',
+      dbUser: 'app',
+      database: 'shop',
+      maxLagMs: 500,
+    });
+    usage(['dsn', '--role', 'leader'], /^bad --role "leader": expected primary or replica/);
+    usage(['dsn', '--max-lag', '500'], /^--max-lag is for --role replica/);
+    usage(['dsn', '--role', 'replica', '--max-lag', '0.5'], /^bad --max-lag "0\.5": expected milliseconds/);
   });
 });

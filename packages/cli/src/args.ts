@@ -4,10 +4,13 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_ROOT, DurabilitySchema, isValidName, type Durability } from '@primacy/common';
+import { parseAssignment, type Assignment } from './config-edit.js';
 import { usageError } from './errors.js';
 
 export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
 export const DEFAULT_TIMEOUT_MS = 60_000;
+/** `primacy web` listens on loopback unless told otherwise. */
+export const DEFAULT_WEB_HOST = '127.0.0.1';
 
 /** Where the cluster lives: etcd endpoints, cluster name and key root, and how to get in. */
 export interface Target {
@@ -17,6 +20,9 @@ export interface Target {
   readonly tls: EtcdTls | null;
   readonly auth: EtcdAuth | null;
 }
+
+/** Where etcd is, how to get in, and the key root: a Target less its cluster. */
+export type EtcdWhere = Omit<Target, 'cluster'>;
 
 /** A file named by a flag or a variable; `from` is which, for the error when it cannot be read. */
 export interface FileArg {
@@ -48,20 +54,33 @@ export type Invocation =
   /** `mode` null: show the cluster's durability; else set it. */
   | { readonly command: 'durability'; readonly target: Target; readonly mode: Durability | null }
   | { readonly command: 'switchover' | 'failover'; readonly target: Target; readonly request: RequestOptions }
-  | { readonly command: 'sandbox'; readonly args: readonly string[] };
+  | { readonly command: 'sandbox'; readonly args: readonly string[] }
+  /** `config generate PLAN --out DIR`: files from a plan; no etcd involved. */
+  | { readonly command: 'config'; readonly input: string; readonly out: string; readonly force: boolean }
+  /** `clusters`, and `status --all` (`summary`): every cluster under the root, from one ranged read. */
+  | { readonly command: 'clusters'; readonly where: EtcdWhere; readonly json: boolean; readonly summary: boolean }
+  | { readonly command: 'show-config'; readonly target: Target; readonly json: boolean }
+  /** No `sets` and no `file`: the operator edits the config in $EDITOR. */
+  | { readonly command: 'edit-config'; readonly target: Target; readonly sets: readonly Assignment[]; readonly file: string | null; readonly yes: boolean }
+  /** `on` null: list the nodes in maintenance. */
+  | { readonly command: 'maintenance'; readonly target: Target; readonly node: string | null; readonly on: boolean | null }
+  | { readonly command: 'dsn'; readonly target: Target; readonly role: 'primary' | 'replica'; readonly dbUser: string | null; readonly database: string | null; readonly maxLagMs: number | null }
+  | { readonly command: 'which-primary'; readonly target: Target }
+  /** `cluster` null: every cluster under the root. Port 0: any free port. */
+  | { readonly command: 'web'; readonly where: EtcdWhere; readonly cluster: string | null; readonly host: string; readonly port: number; readonly allowActions: boolean };
 
 export interface RequestOptions {
   readonly to: string | null;
   readonly force: boolean;
   /** failover only: the operator's word that the old primary takes no writes, for a failover waiting on a fencing proof. */
   readonly unfenced: boolean;
-  /** `--yes`: --unfenced is confirmed on the command line, not at the terminal. */
+  /** `--yes`: confirmed on the command line (the request, and --unfenced), not at the terminal. */
   readonly yes: boolean;
   readonly wait: boolean;
   readonly timeoutMs: number;
 }
 
-type OptionSpec = { readonly type: 'string' | 'boolean'; readonly short?: string };
+type OptionSpec = { readonly type: 'string' | 'boolean'; readonly short?: string; readonly multiple?: boolean };
 
 const GLOBAL_OPTIONS = {
   etcd: { type: 'string' },
@@ -80,20 +99,29 @@ const REQUEST_OPTIONS = {
   to: { type: 'string' },
   'no-wait': { type: 'boolean' },
   timeout: { type: 'string' },
+  yes: { type: 'boolean' },
 } as const satisfies Record<string, OptionSpec>;
 
 /** Each command's own flags and how many positional arguments it takes. */
 export const COMMANDS = {
-  status: { options: { json: { type: 'boolean' }, watch: { type: 'boolean' } }, positionals: 0 },
+  status: { options: { json: { type: 'boolean' }, watch: { type: 'boolean' }, all: { type: 'boolean' } }, positionals: 0 },
+  clusters: { options: { json: { type: 'boolean' } }, positionals: 0 },
+  'show-config': { options: { json: { type: 'boolean' } }, positionals: 0 },
+  'edit-config': { options: { set: { type: 'string', multiple: true }, file: { type: 'string' }, yes: { type: 'boolean' } }, positionals: 0 },
+  maintenance: { options: {}, positionals: 2 },
+  dsn: { options: { role: { type: 'string' }, 'db-user': { type: 'string' }, database: { type: 'string' }, 'max-lag': { type: 'string' } }, positionals: 0 },
+  'which-primary': { options: {}, positionals: 0 },
   topology: { options: {}, positionals: 0 },
   history: { options: { json: { type: 'boolean' } }, positionals: 0 },
   explain: { options: { json: { type: 'boolean' } }, positionals: 1 },
   pause: { options: {}, positionals: 0 },
   resume: { options: {}, positionals: 0 },
   switchover: { options: REQUEST_OPTIONS, positionals: 0 },
-  failover: { options: { ...REQUEST_OPTIONS, force: { type: 'boolean' }, unfenced: { type: 'boolean' }, yes: { type: 'boolean' } }, positionals: 0 },
+  failover: { options: { ...REQUEST_OPTIONS, force: { type: 'boolean' }, unfenced: { type: 'boolean' } }, positionals: 0 },
   durability: { options: {}, positionals: 1 },
   sandbox: { options: {}, positionals: Infinity },
+  config: { options: { out: { type: 'string' }, force: { type: 'boolean' } }, positionals: 2 },
+  web: { options: { port: { type: 'string' }, host: { type: 'string' }, 'allow-actions': { type: 'boolean' } }, positionals: 0 },
   help: { options: {}, positionals: 1 },
 } as const satisfies Record<string, { options: Record<string, OptionSpec>; positionals: number }>;
 
@@ -134,13 +162,36 @@ export function parseInvocation(argv: readonly string[], env: Env): Invocation {
   const { values, positionals } = checkFlags(rest, { ...GLOBAL_OPTIONS, ...spec.options }, name);
   if (values['help'] === true) return { command: 'help', topic: name === 'help' ? topicOf(positionals[0]) : name };
   if (values['version'] === true) return { command: 'version' };
-  if (positionals.length > spec.positionals) throw usageError(`${name} takes ${spec.positionals === 0 ? 'no arguments' : 'at most one argument'}, got "${positionals.join(' ')}"`);
+  if (positionals.length > spec.positionals) {
+    throw usageError(`${name} takes ${spec.positionals === 0 ? 'no arguments' : spec.positionals === 1 ? 'at most one argument' : `at most ${spec.positionals} arguments`}, got "${positionals.join(' ')}"`);
+  }
   const flag = (key: string): string | undefined => {
     const v = values[key];
     return typeof v === 'string' ? v : undefined;
   };
   const bool = (key: string): boolean => values[key] === true;
   if (name === 'help') return { command: 'help', topic: topicOf(positionals[0]) };
+  if (name === 'config') {
+    if (positionals[0] !== 'generate') throw usageError(positionals[0] === undefined ? 'config needs a subcommand: config generate PLAN --out DIR' : `unknown subcommand "config ${positionals[0]}": expected config generate`);
+    const input = positionals[1];
+    if (input === undefined) throw usageError('config generate needs PLAN: a YAML or JSON file with cluster, etcd and nodes');
+    const out = flag('out');
+    if (out === undefined) throw usageError('config generate needs --out DIR: the folder to write into');
+    // The plan names etcd and the cluster: a flag would be silently ignored.
+    const where = Object.keys(GLOBAL_OPTIONS).find((k) => k !== 'help' && k !== 'version' && values[k] !== undefined);
+    if (where !== undefined) throw usageError(`config generate takes --${where} from the plan file, not from a flag`);
+    return { command: 'config', input, out, force: bool('force') };
+  }
+  if (name === 'web') {
+    const port = flag('port');
+    if (port === undefined) throw usageError('web needs --port P: the port to serve the page on');
+    return { command: 'web', where: resolveWhere(flag, env), cluster: resolveCluster(flag, env), host: flag('host') ?? DEFAULT_WEB_HOST, port: parsePort(port), allowActions: bool('allow-actions') };
+  }
+  if (name === 'clusters' || (name === 'status' && bool('all'))) {
+    if (flag('cluster') !== undefined) throw usageError(`${name === 'clusters' ? 'clusters' : 'status --all'} lists every cluster under the root: drop --cluster`);
+    if (bool('watch')) throw usageError('status --all does not take --watch');
+    return { command: 'clusters', where: resolveWhere(flag, env), json: bool('json'), summary: name === 'status' };
+  }
   const target = resolveTarget(flag, env);
   switch (name) {
     case 'status':
@@ -156,16 +207,32 @@ export function parseInvocation(argv: readonly string[], env: Env): Invocation {
       return { command: name, target };
     case 'durability':
       return { command: 'durability', target, mode: positionals[0] === undefined ? null : parseDurability(positionals[0]) };
+    case 'show-config':
+      return { command: 'show-config', target, json: bool('json') };
+    case 'edit-config': {
+      const sets = values['set'];
+      return { command: 'edit-config', target, sets: (Array.isArray(sets) ? sets : []).map((a) => parseAssignment(String(a))), file: flag('file') ?? null, yes: bool('yes') };
+    }
+    case 'maintenance':
+      return { command: 'maintenance', target, ...parseMaintenance(positionals) };
+    case 'dsn': {
+      const role = flag('role') ?? 'primary';
+      if (role !== 'primary' && role !== 'replica') throw usageError(`bad --role "${role}": expected primary or replica`);
+      const maxLag = flag('max-lag');
+      if (maxLag !== undefined && role !== 'replica') throw usageError('--max-lag is for --role replica');
+      return { command: 'dsn', target, role, dbUser: flag('db-user') ?? null, database: flag('database') ?? null, maxLagMs: maxLag === undefined ? null : parseMaxLag(maxLag) };
+    }
+    case 'which-primary':
+      return { command: 'which-primary', target };
     case 'switchover':
     case 'failover': {
       const to = flag('to');
       if (to !== undefined && !isValidName(to)) throw usageError(`bad --to "${to}": not a node name`);
-      // Only failover knows these flags: checkFlags has refused them for switchover.
+      // Only failover knows --unfenced and --force: checkFlags has refused them for switchover.
       const unfenced = bool('unfenced');
       const yes = bool('yes');
       if (unfenced && to === undefined) throw usageError('failover --unfenced needs --to NODE: name the replica to promote');
       if (name === 'failover' && to === undefined) throw usageError('failover needs --to NODE: name the replica to promote');
-      if (yes && !unfenced) throw usageError('--yes confirms --unfenced and means nothing without it');
       const timeout = flag('timeout');
       return {
         command: name,
@@ -206,6 +273,21 @@ function checkFlags(args: readonly string[], options: Record<string, OptionSpec>
 
 /** Each flag wins over its variable. */
 export function resolveTarget(flag: (name: string) => string | undefined, env: Env): Target {
+  const cluster = resolveCluster(flag, env);
+  if (cluster === null) throw usageError('no cluster given: use --cluster NAME or set PRIMACY_CLUSTER');
+  return { ...resolveWhere(flag, env), cluster };
+}
+
+/** The cluster named by --cluster or PRIMACY_CLUSTER; null when none is. */
+export function resolveCluster(flag: (name: string) => string | undefined, env: Env): string | null {
+  const cluster = flag('cluster') ?? nonEmpty(env['PRIMACY_CLUSTER']);
+  if (cluster === undefined) return null;
+  if (!isValidName(cluster)) throw usageError(`bad cluster name "${cluster}": letters, digits, ".", "_" and "-" only`);
+  return cluster;
+}
+
+/** etcd's endpoints, TLS and authentication, and the key root. */
+export function resolveWhere(flag: (name: string) => string | undefined, env: Env): EtcdWhere {
   const tls = resolveTls(flag, env);
   const etcd = flag('etcd') ?? nonEmpty(env['PRIMACY_ETCD']) ?? (tls === null ? DEFAULT_ETCD : DEFAULT_ETCD.replace(/^http:/, 'https:'));
   const endpoints = etcd
@@ -220,12 +302,9 @@ export function resolveTarget(flag: (name: string) => string | undefined, env: E
     throw usageError(`${given} is given but etcd endpoint ${plain} is plain http: use https://`);
   }
   if (plain !== undefined && endpoints.some((e) => e.startsWith('https:'))) throw usageError(`bad --etcd "${etcd}": mixes http:// and https:// endpoints`);
-  const cluster = flag('cluster') ?? nonEmpty(env['PRIMACY_CLUSTER']);
-  if (cluster === undefined) throw usageError('no cluster given: use --cluster NAME or set PRIMACY_CLUSTER');
-  if (!isValidName(cluster)) throw usageError(`bad cluster name "${cluster}": letters, digits, ".", "_" and "-" only`);
   const root = flag('root') ?? nonEmpty(env['PRIMACY_ROOT']) ?? DEFAULT_ROOT;
   if (!root.startsWith('/') || root.length < 2) throw usageError(`bad --root "${root}": a key prefix such as /primacy`);
-  return { endpoints, cluster, root, tls, auth: resolveAuth(flag, env) };
+  return { endpoints, root, tls, auth: resolveAuth(flag, env) };
 }
 
 function fileArg(flag: (name: string) => string | undefined, env: Env, name: string, variable: string | null): FileArg | null {
@@ -289,6 +368,27 @@ function parseDurability(raw: string): Durability {
   const r = DurabilitySchema.safeParse(raw);
   if (!r.success) throw usageError(`bad durability "${raw}": expected async, semi-sync or strict`);
   return r.data;
+}
+
+function parsePort(raw: string): number {
+  const port = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(port >= 0 && port <= 65_535)) throw usageError(`bad --port "${raw}": expected a port number from 0 to 65535 (0: any free port)`);
+  return port;
+}
+
+/** `maintenance` (list), or `maintenance NODE on|off`. */
+function parseMaintenance(positionals: readonly string[]): { node: string | null; on: boolean | null } {
+  const [node, state] = positionals;
+  if (node === undefined) return { node: null, on: null };
+  if (!isValidName(node)) throw usageError(`bad node name "${node}": letters, digits, ".", "_" and "-" only`);
+  if (state !== 'on' && state !== 'off') throw usageError(`maintenance ${node} needs on or off${state === undefined ? '' : `, got "${state}"`}`);
+  return { node, on: state === 'on' };
+}
+
+function parseMaxLag(raw: string): number {
+  const ms = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(ms > 0) || !Number.isSafeInteger(ms)) throw usageError(`bad --max-lag "${raw}": expected milliseconds, a whole number above 0`);
+  return ms;
 }
 
 function parseTimeout(raw: string): number {

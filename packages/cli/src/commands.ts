@@ -3,21 +3,31 @@
  */
 import { hostname, userInfo } from 'node:os';
 import type { Durability } from '@primacy/common';
-import type { Invocation, RequestOptions } from './args.js';
+import type { EtcdWhere, Invocation, RequestOptions } from './args.js';
+import { editConfig, maintenance, showConfig } from './config-commands.js';
+import { confirmAtTerminal } from './confirm.js';
+import { hostPort, mysqlDsn, readyPrimary, readyReplicas } from './dsn.js';
+import { fleetModel, renderClusters, renderFleetStatus } from './fleet.js';
 import type { ClusterView } from './cluster.js';
-import { ClusterClient } from './etcd.js';
+import { ClusterClient, FleetClient } from './etcd.js';
 import { durabilityModel, meaningOf, renderDurability } from './durability.js';
 import { CliError, ExitCode, refused } from './errors.js';
 import { renderExplain } from './explain.js';
 import { historyModel, renderHistory } from './history.js';
 import { styleFor, writeLines, type Io } from './io.js';
-import { buildRequest, checkRequest, confirmUnfenced, newRequestId, unfencedConfirmation, waitForAnswer, type RequestKind } from './request.js';
+import { buildRequest, checkRequest, confirmUnfenced, newRequestId, requestConfirmation, requestQuestion, waitForAnswer, type RequestKind } from './request.js';
 import { renderStatus, statusModel } from './status.js';
 import { renderTopology } from './topology.js';
 
-type ClusterInvocation = Exclude<Invocation, { command: 'help' | 'version' | 'sandbox' }>;
+type ClusterInvocation = Exclude<Invocation, { command: 'help' | 'version' | 'sandbox' | 'config' }>;
 
 export async function runClusterCommand(inv: ClusterInvocation, io: Io): Promise<number> {
+  if (inv.command === 'web') {
+    // Loaded only here: no other command needs an HTTP server.
+    const { runWeb } = await import('./web/index.js');
+    return await runWeb(inv, io);
+  }
+  if (inv.command === 'clusters') return await fleet(inv.where, inv.json, inv.summary, io);
   const client = new ClusterClient(inv.target);
   try {
     switch (inv.command) {
@@ -38,6 +48,21 @@ export async function runClusterCommand(inv: ClusterInvocation, io: Io): Promise
       case 'switchover':
       case 'failover':
         return await request(client, inv.command, inv.request, io);
+      case 'show-config':
+        return await showConfig(client, inv.json, io);
+      case 'edit-config':
+        return await editConfig(client, inv, io);
+      case 'maintenance':
+        return await maintenance(client, inv.node, inv.on, io);
+      case 'which-primary':
+        io.stdout.write(`${hostPort(readyPrimary(await client.readExisting()))}\n`);
+        return ExitCode.OK;
+      case 'dsn': {
+        const view = await client.readExisting();
+        const endpoints = inv.role === 'primary' ? [readyPrimary(view)] : readyReplicas(view, inv.maxLagMs ?? view.config.maxLagMs ?? null);
+        writeLines(io.stdout, endpoints.map((e) => mysqlDsn(e, inv.dbUser, inv.database)));
+        return ExitCode.OK;
+      }
     }
   } finally {
     client.close();
@@ -185,11 +210,27 @@ export function operatorName(env: Io['env']): string {
   return `${user || 'unknown'}@${hostname()}`;
 }
 
+/** `clusters` and `status --all`: one ranged read of the root, however many clusters there are. */
+async function fleet(where: EtcdWhere, asJson: boolean, summary: boolean, io: Io): Promise<number> {
+  const client = new FleetClient(where);
+  try {
+    const { revision, kvs } = await client.readRoot();
+    const now = Date.now();
+    const model = fleetModel(where.root, revision, kvs, now);
+    if (asJson) json(io, model);
+    else writeLines(io.stdout, summary ? renderFleetStatus(model, now, styleFor(io)) : renderClusters(model, now, styleFor(io)));
+    return ExitCode.OK;
+  } finally {
+    client.close();
+  }
+}
+
 async function request(client: ClusterClient, kind: RequestKind, o: RequestOptions, io: Io): Promise<number> {
-  const confirmation = unfencedConfirmation(o, io.stdin?.isTTY === true);
+  const confirmation = requestConfirmation(kind, o, io.stdin?.isTTY === true);
   const view = await client.readExisting();
   checkRequest(view, kind, o);
-  if (confirmation === 'ask') await confirmUnfenced(view, o, io);
+  if (confirmation === 'ask-unfenced') await confirmUnfenced(view, o, io);
+  if (confirmation === 'ask') await confirmAtTerminal(io, requestQuestion(view, kind, o));
   const now = Date.now();
   const id = newRequestId(now);
   const revision = await client.writeRequest(id, buildRequest(kind, o, now, operatorName(io.env)));

@@ -74,3 +74,8 @@ describe('etcdFailure', () => {
     });
   }
 });
+
+test('an answer larger than the CLI takes is said as such, not as etcd unreachable', () => {
+  const e = etcdFailure({ endpoints: ['http://127.0.0.1:2379'], tls: null, auth: null }, new Error('8 RESOURCE_EXHAUSTED: Received message larger than max (7381903 vs 4194304)'));
+  assert.deepEqual([e.exitCode, e.message], [ExitCode.FAILED, 'etcd at http://127.0.0.1:2379 answered with 7381903 bytes, more than the CLI takes in one answer (4194304): too many keys for one read']);
+});

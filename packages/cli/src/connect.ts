@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions } from 'etcd3';
 import { resilientEtcdOptions } from '@primacy/agent';
 import { describeError } from '@primacy/common';
-import type { EtcdAuth, EtcdTls, FileArg, Target } from './args.js';
+import type { EtcdAuth, EtcdTls, EtcdWhere, FileArg } from './args.js';
 import { badFile } from './errors.js';
 
 function readArg(file: FileArg): Buffer {
@@ -55,10 +55,16 @@ function password(auth: EtcdAuth): string {
   return text;
 }
 
+/** The largest answer the CLI takes from etcd (grpc-js's default is 4 MiB). */
+const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
+
 /** A client for the target's endpoints; throws a usage CliError for a file that is missing or not what it should be. */
-export function connectEtcd(target: Target, callTimeoutMs: number): Etcd3 {
+export function connectEtcd(target: EtcdWhere, callTimeoutMs: number): Etcd3 {
+  const resilient = resilientEtcdOptions(target.endpoints, callTimeoutMs);
   const options: IOptions = {
-    ...resilientEtcdOptions(target.endpoints, callTimeoutMs),
+    ...resilient,
+    // A root read of a fleet (primacy clusters) is one answer of several MB: 1,000 clusters make about 7.
+    grpcOptions: { ...resilient.grpcOptions, 'grpc.max_receive_message_length': MAX_ANSWER_BYTES },
     ...(target.tls ? { credentials: credentials(target.tls) } : {}),
     ...(target.auth ? { auth: { username: target.auth.user, password: password(target.auth) } } : {}),
   };

@@ -67,6 +67,8 @@ export function etcdFailure(target: Pick<Target, 'endpoints' | 'tls' | 'auth'>, 
     const ca = target.tls?.ca;
     return fail(`cannot verify the certificate of ${at}: ${reason} (${ca ? `is ${ca.from} ${ca.path} the CA that signed it?` : 'give its CA with --cacert FILE'})`);
   }
+  const tooLarge = /Received message larger than max \((\d+) vs (\d+)\)/.exec(reason);
+  if (tooLarge) return new CliError(ExitCode.FAILED, `${at} answered with ${tooLarge[1]} bytes, more than the CLI takes in one answer (${tooLarge[2]}): too many keys for one read`, { cause });
   return etcdUnreachable(target.endpoints, cause);
 }
 

@@ -11,15 +11,17 @@ import {
   clusterKeys,
   decodeValue,
   encodeValue,
+  isValidName,
   type ClusterConfig,
   type ClusterKeys,
   type Durability,
   type OpRecord,
   type OperatorRequest,
 } from '@primacy/common';
-import type { Target } from './args.js';
+import type { EtcdWhere, Target } from './args.js';
 import { connectEtcd } from './connect.js';
 import { Decoder, decodeCluster, decodeOps, type ClusterView, type RawCluster, type RawKv } from './cluster.js';
+import { withMaintenance } from './config-edit.js';
 import { CliError, etcdFailure, refused, unknownCluster } from './errors.js';
 import type { OpFeed } from './request.js';
 
@@ -51,29 +53,39 @@ async function cancelSoon(watcher: Watcher): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Runs one etcd call; any failure is etcd being unreachable (exit 3), and it never takes long. */
+async function callEtcd<T>(target: EtcdWhere, what: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${READ_DEADLINE_MS} ms`)), READ_DEADLINE_MS);
+  });
+  try {
+    return await Promise.race([what(), deadline]);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw etcdFailure(target, err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class ClusterClient {
   readonly keys: ClusterKeys;
   private readonly client: Etcd3;
+  /** False when the connection is a FleetClient's, which closes it. */
+  private readonly ownsClient: boolean;
 
-  constructor(readonly target: Target) {
+  constructor(
+    readonly target: Target,
+    connection?: Etcd3,
+  ) {
     this.keys = clusterKeys(target.cluster, target.root);
-    this.client = connectEtcd(target, CALL_TIMEOUT_MS);
+    this.client = connection ?? connectEtcd(target, CALL_TIMEOUT_MS);
+    this.ownsClient = connection === undefined;
   }
 
-  /** Runs one etcd call; any failure is etcd being unreachable (exit 3), and it never takes long. */
-  private async call<T>(what: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${READ_DEADLINE_MS} ms`)), READ_DEADLINE_MS);
-    });
-    try {
-      return await Promise.race([what(), deadline]);
-    } catch (err) {
-      if (err instanceof CliError) throw err;
-      throw etcdFailure(this.target, err);
-    } finally {
-      clearTimeout(timer);
-    }
+  private call<T>(what: () => Promise<T>): Promise<T> {
+    return callEtcd(this.target, what);
   }
 
   /** The whole cluster at one revision: one transaction of range reads (its compare is irrelevant). */
@@ -140,20 +152,44 @@ export class ClusterClient {
 
   /** Sets `paused` in the config key, keeping every other field. */
   setPaused(paused: boolean): Promise<'changed' | 'unchanged'> {
-    return this.updateConfig({ paused }, (c) => c.paused === paused);
+    return this.updateConfig((fields, c) => (c.paused === paused ? null : { ...fields, paused }));
   }
 
   /** Sets `durability` in the config key, keeping every other field. */
   setDurability(mode: Durability): Promise<'changed' | 'unchanged'> {
-    return this.updateConfig({ durability: mode }, (c) => c.durability === mode);
+    return this.updateConfig((fields, c) => (c.durability === mode ? null : { ...fields, durability: mode }));
+  }
+
+  /** Sets or clears `nodes.<node>.maintenance` in the config key, keeping every other field. */
+  setMaintenance(node: string, on: boolean): Promise<'changed' | 'unchanged'> {
+    return this.updateConfig((fields, c) => ((c.nodes[node]?.maintenance === true) === on ? null : { ...withMaintenance(fields, node, on) }));
+  }
+
+  /** The config key as stored (null when there is none), and the revision it was read at. */
+  async readConfig(): Promise<{ kv: RawKv | null; revision: string }> {
+    const res = await this.call(() => this.client.get(this.keys.config).exec());
+    const kv = res.kvs[0];
+    return { kv: kv ? rawKv(kv) : null, revision: String(res.header.revision) };
   }
 
   /**
-   * Writes `patch` over the config key, keeping every other field (even ones this version does not
-   * know), with a compare on the key's mod revision; retried when someone else wrote in between.
-   * `already` says, of the current config (defaults filled), that there is nothing to write.
+   * Writes the config key only if its mod revision is still `modRevision` ('0': it must not exist):
+   * a change made by someone else since it was read is refused, not overwritten. Returns the
+   * revision written at, or null when the compare failed.
    */
-  private async updateConfig(patch: Partial<ClusterConfig>, already: (current: ClusterConfig) => boolean): Promise<'changed' | 'unchanged'> {
+  async writeConfig(value: string, modRevision: string): Promise<string | null> {
+    const key = this.keys.config;
+    const res = await this.call(() => this.client.if(key, 'Mod', '==', modRevision).then(this.client.put(key).value(value)).commit());
+    return res.succeeded ? String(res.header.revision) : null;
+  }
+
+  /**
+   * Writes what `change` makes of the config key's fields, keeping every other field (even ones
+   * this version does not know), with a compare on the key's mod revision; retried when someone
+   * else wrote in between. `change` gets the stored fields and the config with defaults filled,
+   * and returns null when there is nothing to write.
+   */
+  private async updateConfig(change: (fields: Record<string, unknown>, current: ClusterConfig) => Record<string, unknown> | null): Promise<'changed' | 'unchanged'> {
     const key = this.keys.config;
     for (let attempt = 0; attempt < 5; attempt++) {
       const res = await this.call(() => this.client.get(key).exec());
@@ -166,15 +202,9 @@ export class ClusterClient {
         fields = JSON.parse(kv.value.toString()) as Record<string, unknown>;
         if (r?.ok) current = r.value;
       }
-      if (already(current)) return 'unchanged';
-      const modRevision = kv ? String(kv.mod_revision) : '0';
-      const txn = await this.call(() =>
-        this.client
-          .if(key, 'Mod', '==', modRevision)
-          .then(this.client.put(key).value(encodeValue({ ...fields, ...patch })))
-          .commit(),
-      );
-      if (txn.succeeded) return 'changed';
+      const next = change(fields, current);
+      if (next === null) return 'unchanged';
+      if ((await this.writeConfig(encodeValue(next), kv ? String(kv.mod_revision) : '0')) !== null) return 'changed';
     }
     throw refused(`${key} kept changing under us; try again`);
   }
@@ -245,6 +275,74 @@ export class ClusterClient {
         return res.succeeded;
       },
     };
+  }
+
+  close(): void {
+    if (this.ownsClient) this.client.close();
+  }
+}
+
+/**
+ * What a watch under a prefix says: the keys of one batch of events; (re)connected; lost its
+ * connection (it reconnects by itself); or ended (a server-side cancel, such as compaction: watch again).
+ */
+export type KeysEvent =
+  | { readonly kind: 'keys'; readonly keys: readonly string[] }
+  | { readonly kind: 'connected' }
+  | { readonly kind: 'disconnected' | 'ended'; readonly error: CliError };
+
+/**
+ * Every cluster under a key root over one connection, for `primacy web`: which clusters there are,
+ * a client for each, and a watch that says which keys changed.
+ */
+export class FleetClient {
+  readonly prefix: string;
+  private readonly client: Etcd3;
+
+  constructor(readonly where: EtcdWhere) {
+    this.prefix = `${where.root.replace(/\/+$/, '')}/`;
+    this.client = connectEtcd(where, CALL_TIMEOUT_MS);
+  }
+
+  /** The clusters with a key under the root, by name: one keys-only ranged read. */
+  async clusterNames(): Promise<string[]> {
+    const keys = await callEtcd(this.where, () => this.client.getAll().prefix(this.prefix).keys());
+    return [...new Set(keys.map((k) => this.clusterOf(k)).filter((c): c is string => c !== null))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  }
+
+  /** Every key under the root with its value, at one revision: one ranged read, however many clusters there are. */
+  async readRoot(): Promise<{ revision: string; kvs: RawKv[] }> {
+    const res = await callEtcd(this.where, () => this.client.getAll().prefix(this.prefix).exec());
+    return { revision: String(res.header.revision), kvs: res.kvs.map(rawKv) };
+  }
+
+  /** The cluster a key belongs to; null for a key outside any valid cluster name. */
+  clusterOf(key: string): string | null {
+    if (!key.startsWith(this.prefix)) return null;
+    const name = key.slice(this.prefix.length).split('/', 1)[0] ?? '';
+    return isValidName(name) ? name : null;
+  }
+
+  cluster(name: string): ClusterClient {
+    return new ClusterClient({ ...this.where, cluster: name }, this.client);
+  }
+
+  /** Watches every key under `prefix`. */
+  async watchKeys(prefix: string, onEvent: (e: KeysEvent) => void): Promise<() => Promise<void>> {
+    const creating = this.client.watch().prefix(prefix).create();
+    let watcher: Watcher;
+    try {
+      watcher = await callEtcd(this.where, () => creating);
+    } catch (err) {
+      // Past the deadline it may still be made: cancel it then.
+      void creating.then(cancelSoon, () => undefined);
+      throw err;
+    }
+    watcher.on('data', (res) => onEvent({ kind: 'keys', keys: res.events.map((e) => e.kv.key.toString()) }));
+    watcher.on('connected', () => onEvent({ kind: 'connected' }));
+    watcher.on('disconnected', (err) => onEvent({ kind: 'disconnected', error: etcdFailure(this.where, err) }));
+    watcher.on('error', (err) => onEvent({ kind: 'ended', error: etcdFailure(this.where, err) }));
+    return () => cancelSoon(watcher);
   }
 
   close(): void {

@@ -28,6 +28,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         const { runSandbox } = await import('./sandbox/index.js');
         return await runSandbox([...inv.args], io);
       }
+      case 'config': {
+        const { runGenerate } = await import('./generate/index.js');
+        return runGenerate(inv, io);
+      }
       default: {
         // Loaded only here, so that help and usage errors do not pay for the etcd client.
         const { runClusterCommand } = await import('./commands.js');

@@ -495,3 +495,18 @@ describe('durability', () => {
     for (const m of ['async', 'semi-sync', 'strict'] as const) assert.doesNotMatch(meaningOf(m), /\n/);
   });
 });
+
+describe('status: nodes in maintenance', () => {
+  test('listed in the model and in a header line, only when there are any', () => {
+    const s = statusModel(healthyView({ config: { nodes: { db3: { maintenance: true }, db1: { maintenance: false, priority: 2 } } } }), T0);
+    assert.deepEqual(s.maintenance, ['db3']);
+    const lines = renderStatus(s, T0, PLAIN);
+    assert.equal(lines.filter((l) => l.startsWith('maintenance')).length, 1);
+    assert.match(lines.find((l) => l.startsWith('maintenance'))!, /^maintenance +db3: never a candidate; its absence blocks no failover$/);
+    const two = renderStatus(statusModel(healthyView({ config: { nodes: { db3: { maintenance: true }, db1: { maintenance: true } } } }), T0), T0, PLAIN);
+    assert.ok(two.includes('maintenance  db1, db3: never candidates; their absence blocks no failover'), two.join('\n'));
+    const none = statusModel(healthyView(), T0);
+    assert.deepEqual(none.maintenance, []);
+    assert.ok(!renderStatus(none, T0, PLAIN).some((l) => l.startsWith('maintenance')));
+  });
+});

@@ -9,6 +9,7 @@ import type { OperatorRequest, OpRecord, OpStep, Primary } from '@primacy/common
 import type { RequestOptions } from './args.js';
 import type { ClusterView } from './cluster.js';
 import { ExitCode, refused, unknownNode, usageError, type ExitCodeValue } from './errors.js';
+import { confirmationOf } from './confirm.js';
 import { formatDuration } from './format.js';
 import type { Io } from './io.js';
 
@@ -33,6 +34,24 @@ export function unfencedConfirmation(o: RequestOptions, terminal: boolean): 'non
   if (!o.unfenced || o.yes) return 'none';
   if (terminal) return 'ask';
   throw usageError('failover --unfenced must be confirmed, and stdin is not a terminal: add --yes once you are sure the old primary takes no writes');
+}
+
+/**
+ * How a switchover or failover is confirmed: an --unfenced one as above (typing the old primary's
+ * name); any other by a yes on a terminal, or --yes.
+ */
+export function requestConfirmation(kind: RequestKind, o: RequestOptions, terminal: boolean): 'none' | 'ask' | 'ask-unfenced' {
+  if (o.unfenced) return unfencedConfirmation(o, terminal) === 'ask' ? 'ask-unfenced' : 'none';
+  return confirmationOf(kind, o.yes, terminal);
+}
+
+/** The question before a switchover or failover is requested. */
+export function requestQuestion(view: ClusterView, kind: RequestKind, o: RequestOptions): string {
+  const p = view.primary;
+  const from = p ? `${p.node} (epoch ${p.epoch})` : 'its primary';
+  const to = o.to ?? 'a replica the coordinator chooses';
+  const forced = o.force ? ', overriding the safety rules (errant GTIDs, no-promote, lag limit)' : '';
+  return kind === 'switchover' ? `Switch over ${view.cluster} from ${from} to ${to}?` : `Fail over ${view.cluster} from ${from} to ${to} now${forced}?`;
 }
 
 /** The paragraph shown before the operator is asked to type the old primary's name. */

@@ -2,7 +2,7 @@
  * `primacy status`: the cluster as one model (also the `--json` output, schema version 1 in
  * docs/cli.md) and its rendering as a header and an aligned table. Pure: a view and a time in, lines out.
  */
-import type { Durability, DurabilityRecord, FenceProofKind, Health, MemberState, OpRecord, ReplicationState, SemiSyncState } from '@primacy/common';
+import { isInMaintenance, type ClusterConfig, type Durability, type DurabilityRecord, type FenceProofKind, type Health, type MemberState, type OpRecord, type ReplicationState, type SemiSyncState } from '@primacy/common';
 import { knownNodes, type ClusterView } from './cluster.js';
 import { fields, formatAge, formatDuration, formatTime, table } from './format.js';
 import type { Style } from './io.js';
@@ -83,6 +83,8 @@ export interface StatusJson {
     readonly record: DurabilityRecord | null;
   };
   readonly requests: ReadonlyArray<{ id: string; kind: string; to: string | null; force: boolean; requestedAt: number; by: string }>;
+  /** Nodes the config puts in maintenance: never a candidate, and their absence blocks no failover. */
+  readonly maintenance: readonly string[];
   readonly nodes: readonly NodeStatus[];
   readonly warnings: readonly string[];
 }
@@ -167,9 +169,17 @@ export function statusModel(view: ClusterView, readAt: number): StatusJson {
     failoverWaits: failoverWait(view.lastOp),
     durability: { configured: view.config.durability ?? null, record: view.durability },
     requests: [...view.requests].map(([id, r]) => ({ id, kind: r.kind, to: r.to, force: r.force, requestedAt: r.requestedAt, by: r.by })),
+    maintenance: inMaintenance(view.config),
     nodes: knownNodes(view).map((n) => nodeStatus(n, view.members.get(n), p?.node === n)),
     warnings: view.warnings,
   };
+}
+
+/** The nodes the config puts in maintenance, by name. */
+export function inMaintenance(config: ClusterConfig): string[] {
+  return Object.keys(config.nodes)
+    .filter((node) => isInMaintenance(config, node))
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
 }
 
 /** `src active, rep off`: each side off, on (enabled but not waiting or acknowledging) or active. */
@@ -258,6 +268,7 @@ export function renderStatus(s: StatusJson, now: number, style: Style): string[]
     ['last op', s.lastOp ? describeOp(s.lastOp, now, style) : 'none'],
     ['durability', describeDurability(s.durability, p, now, style)],
   ];
+  if (s.maintenance.length > 0) header.push(['maintenance', style.yellow(`${s.maintenance.join(', ')}: never ${s.maintenance.length === 1 ? 'a candidate; its' : 'candidates; their'} absence blocks no failover`)]);
   for (const r of s.requests) {
     header.push(['request', `${r.id}: ${r.kind}${r.to ? ` to ${r.to}` : ''}${r.force ? ' (forced)' : ''} by ${r.by}, ${formatAge(r.requestedAt, now)}, not taken yet`]);
   }

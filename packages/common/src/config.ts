@@ -215,7 +215,8 @@ function resolveTls<T extends { ca: string; cert?: string | undefined; key?: str
   return { ...tls, ca: check('ca', tls.ca)!, cert: check('cert', tls.cert), key: check('key', tls.key) };
 }
 
-function deepFreeze<T>(value: T): T {
+/** Freezes a value and everything inside it: a parsed config or plan is read, never changed. */
+export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {
     for (const v of Object.values(value)) deepFreeze(v);
     Object.freeze(value);

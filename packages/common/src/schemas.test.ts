@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeValue, encodeValue, PrimarySchema, ClusterConfigSchema, type Primary } from './schemas.js';
+import { decodeValue, encodeValue, isInMaintenance, PrimarySchema, ClusterConfigSchema, ClusterConfigStrictSchema, type Primary } from './schemas.js';
 import { EtcdValueError, ErrorCodes } from './errors.js';
 import { clusterKeys, epochSegment, isValidName, keyName } from './keys.js';
 
@@ -28,6 +28,15 @@ test('a malformed or foreign value is reported, never thrown', () => {
 test('cluster config fills its defaults', () => {
   const r = decodeValue(ClusterConfigSchema, 'c', '{}');
   assert.deepEqual(r, { ok: true, value: { paused: false, nodes: {} } });
+});
+
+test('cluster config: per-node maintenance; the strict schema refuses what the lenient one drops', () => {
+  const config = ClusterConfigSchema.parse({ nodes: { db1: { maintenance: true }, db2: { maintenance: false, noPromot: true } } });
+  assert.deepEqual(config.nodes, { db1: { maintenance: true }, db2: { maintenance: false } });
+  assert.deepEqual([isInMaintenance(config, 'db1'), isInMaintenance(config, 'db2'), isInMaintenance(config, 'db9')], [true, false, false]);
+  const strict = ClusterConfigStrictSchema.safeParse({ nodes: { db2: { noPromot: true } } });
+  assert.ok(!strict.success && strict.error.issues[0]?.code === 'unrecognized_keys');
+  assert.ok(ClusterConfigStrictSchema.safeParse({ paused: true, nodes: { db1: { priority: 1, noPromote: true, maintenance: true } }, maxLagMs: 1, antiFlapMs: 0, durability: 'strict' }).success);
 });
 
 test('key layout follows DESIGN.md and orders epochs', () => {

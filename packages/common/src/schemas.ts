@@ -238,6 +238,12 @@ export const OpRecordSchema = z.object({
    * must have all of it.
    */
   mustContain: z.string().nullable().default(null),
+  /**
+   * While the candidate applies its relay log before it is made writable: its executed position as the
+   * coordinator last saw it advance, and when (the coordinator's clock). A candidate that applies
+   * steadily is waited for; one whose position stands still past the limit is replaced.
+   */
+  applied: z.object({ node: z.string(), gtid: z.string(), at: z.number() }).nullable().default(null),
   /** What proved that the old primary can no longer acknowledge a write (invariant 4); null until proven. */
   proof: FenceProofSchema.nullable().default(null),
   /** The old primary's semi-sync state as last recorded before this operation, and what it means for lost writes. */
@@ -263,18 +269,41 @@ export type OpRecord = z.infer<typeof OpRecordSchema>;
 // history/<time>-<epoch>-<kind>-<outcome> holds, as an OpRecord, every operation that ended refused
 // or aborted: ops/<epoch> keeps only the last one of its epoch.
 
-/** Dynamic settings that operators change through the CLI. Every field has a default. */
-export const ClusterConfigSchema = z.object({
+const NodeSettingsShape = {
+  priority: z.number().optional(),
+  noPromote: z.boolean().optional(),
+  /** In maintenance: never a candidate, and its absence blocks no failover (not counted among the nodes that must answer). */
+  maintenance: z.boolean().optional(),
+};
+
+const ClusterConfigShape = {
   paused: z.boolean().default(false),
-  nodes: z
-    .record(z.string(), z.object({ priority: z.number().optional(), noPromote: z.boolean().optional() }))
-    .default({}),
   maxLagMs: z.number().int().positive().optional(),
   antiFlapMs: z.number().int().nonnegative().optional(),
   /** Overrides the agents' own `replication.semiSync` for the whole cluster. */
   durability: DurabilitySchema.optional(),
+};
+
+/** Dynamic settings that operators change through the CLI. Every field has a default. */
+export const ClusterConfigSchema = z.object({
+  ...ClusterConfigShape,
+  nodes: z.record(z.string(), z.object(NodeSettingsShape)).default({}),
 });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
+
+/**
+ * The same, refusing fields it does not know (zod's unrecognized_keys), for what an operator types
+ * in `primacy edit-config`: a misspelt `noPromote` would otherwise be dropped without a word.
+ */
+export const ClusterConfigStrictSchema = z.strictObject({
+  ...ClusterConfigShape,
+  nodes: z.record(z.string(), z.strictObject(NodeSettingsShape)).default({}),
+});
+
+/** A node the config puts in maintenance: never a candidate, and its absence blocks no failover. */
+export function isInMaintenance(config: ClusterConfig, node: string): boolean {
+  return config.nodes[node]?.maintenance === true;
+}
 
 export const RequestSchema = z.object({
   kind: z.enum(['switchover', 'failover', 'rejoin']),
@@ -297,6 +326,37 @@ export const ClientRegistrationSchema = z.object({
   updatedAt: z.number(),
 });
 export type ClientRegistration = z.infer<typeof ClientRegistrationSchema>;
+
+/**
+ * What a salvage copied off a diverged node before anything changed it (issue 11): the transactions
+ * the new primary lacks, the binary logs that hold them (raw copies, byte for byte), and where they
+ * are. Kept in etcd with the node's record so that nothing a DBA might want is lost silently.
+ */
+export const SalvageManifestSchema = z.object({
+  node: z.string(),
+  flavor: FlavorSchema,
+  serverId: z.number().int(),
+  /** When the copy finished (ms since the epoch). */
+  at: z.number(),
+  /** The node's `gtid_binlog_state` and the new primary's, as compared. */
+  nodeState: z.string(),
+  primaryState: z.string(),
+  /**
+   * The extra transactions: per (domain, server) pair, the GTIDs of the node's binlog with a sequence
+   * number in (fromSeqExclusive, toSeq]. Sequence numbers are decimal strings (they are 64-bit).
+   */
+  extra: z.array(z.object({ domain: z.number().int(), server: z.number().int(), fromSeqExclusive: z.string(), toSeq: z.string() })),
+  /** The extra transactions' last GTID per pair, `d-s-n,…` (as `mariaStateMissing` prints them). */
+  gtids: z.string(),
+  /** The GTID position just before the extra transactions: `mariadb-binlog --start-position` for a replay or flashback of exactly them. */
+  replayFrom: z.string(),
+  /** The server id the binlog reader identified itself with (0: a non-blocking dump that registers as no replica). */
+  readerServerId: z.number().int(),
+  /** Where the files are, on the host that ran the salvage. */
+  folder: z.string(),
+  files: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+});
+export type SalvageManifest = z.infer<typeof SalvageManifestSchema>;
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: EtcdValueError };
 

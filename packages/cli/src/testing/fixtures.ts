@@ -81,6 +81,7 @@ export function op(over: Partial<OpRecord> = {}): OpRecord {
     reason: "db1's agent sees its server down (connect ECONNREFUSED) and no replica receives from it",
     catchUpFrom: null,
     mustContain: null,
+    applied: null,
     proof: null,
     durability: null,
     members: {
@@ -168,4 +169,29 @@ export function captureIo(over: Partial<Io> = {}): Captured {
     out: () => out,
     err: () => err,
   };
+}
+
+/**
+ * Every key of one cluster under a root, as a root read returns them: three members (db2 the
+ * primary unless `over` says otherwise), primary, epoch, three election keys, the last op and an
+ * older one, and a config when given. For the fleet's unit tests and its 1,000-cluster test.
+ */
+export function clusterKvs(cluster: string, over: ViewInput = {}, root = '/primacy'): RawKv[] {
+  const keys = clusterKeys(cluster, root);
+  const healthy = healthyView();
+  const members = over.members ?? [...healthy.members.values()].map((m) => ({ ...m, cluster }));
+  const p = over.primary === undefined ? primary('db2') : over.primary;
+  const last = over.lastOp === undefined ? op() : over.lastOp;
+  const coordinator = over.coordinator === undefined ? 'db3' : over.coordinator;
+  return [
+    ...members.map((m) => kv(keys.member(m.node), 'raw' in m ? m.raw : m)),
+    // Created first, so the oldest: the coordinator.
+    ...(coordinator === null ? [] : [coordinator, ...['db1', 'db2', 'db3'].filter((n) => n !== coordinator)].map((n, i) => kv(`${keys.election}/lease-${9 - i}`, n))),
+    ...(p === null ? [] : [kv(keys.primary, p)]),
+    kv(keys.epoch, over.epoch ?? p?.epoch ?? 2),
+    ...(over.config === undefined ? [] : [kv(keys.config, over.config)]),
+    ...(last === null ? [] : [kv(keys.op(1), op({ epoch: 1, kind: 'bootstrap', from: null, to: 'db1' })), kv(keys.op(last.epoch), last)]),
+    ...Object.entries(over.requests ?? {}).map(([id, r]) => kv(keys.request(id), r)),
+    kv(keys.historyEntry(T0, '1-bootstrap-done'), op({ epoch: 1 })),
+  ];
 }
