@@ -143,6 +143,46 @@ describe('HTTP endpoints', () => {
     assert.match(metrics, /primacy_probes_total\{/);
     assert.equal(await status(`${primary}/nope`), 404);
   });
+
+  test('replica lag is exact: an idle caught-up replica reads 0 and passes max_lag=100; a stopped SQL thread reads the heartbeat\'s age and fails it', async () => {
+    const replicas = ['db1', 'db3'].map((n) => agents.get(n)!.url);
+    const status = async (url: string) => (await fetch(url)).status;
+    for (const url of replicas) await waitFor(`${url} to pass max_lag=100`, async () => ((await status(`${url}/replica?max_lag=100`)) === 200 ? true : undefined), { timeoutMs: 15_000 });
+    // Ten seconds of an idle cluster, sampled every 100 ms: the heartbeat's age alone would fail
+    // max_lag=100 on about nine samples in ten.
+    let samples = 0;
+    let refused = 0;
+    const why = new Map<string, number>();
+    const until = Date.now() + 10_000;
+    while (Date.now() < until) {
+      for (const url of replicas) {
+        samples += 1;
+        const res = await fetch(`${url}/replica?max_lag=100`);
+        const body = await res.text();
+        if (res.status !== 200) {
+          refused += 1;
+          const line = body.replace(/\d+(\.\d+)?/g, 'N').slice(0, 120);
+          why.set(line, (why.get(line) ?? 0) + 1);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    console.log(`idle replicas, max_lag=100: ${refused} of ${samples} samples refused ${JSON.stringify([...why])}`);
+    assert.ok(refused <= samples * 0.02, `${refused} of ${samples} samples refused`);
+    const db3 = db.servers[2]!;
+    await db3.query('STOP SLAVE SQL_THREAD');
+    try {
+      const lagging = await waitFor('db3 to read as lagging', async () => {
+        const m = await member('db3');
+        return (m?.server?.lagMs ?? 0) > 1000 ? m : undefined;
+      }, { timeoutMs: 10_000 });
+      assert.equal(lagging?.server?.replication?.sqlRunning, false);
+      await waitFor('/replica?max_lag=100 on db3 to refuse', async () => ((await status(`${agents.get('db3')!.url}/replica?max_lag=100`)) === 503 ? true : undefined), { timeoutMs: 5000 });
+    } finally {
+      await db3.query('START SLAVE SQL_THREAD');
+    }
+    await waitFor('db3 to be current again', async () => ((await status(`${agents.get('db3')!.url}/replica?max_lag=100`)) === 200 ? true : undefined), { timeoutMs: 10_000 });
+  });
 });
 
 describe('leases', () => {

@@ -466,6 +466,33 @@ describe('MariaDB driver when the server is not there, stuck, full or refusing u
     await db.start();
     assert.equal((await up(driver)).serverId, db.serverId);
   });
+
+  it('a killed server closes the driver\'s open connection: onConnectionLost fires in milliseconds; a paused one and our own close do not fire it', async () => {
+    let lostAt: number | null = null;
+    let lost = 0;
+    const driver = connectNode(
+      { host: db.host, port: db.port, user: ADMIN.user, password: ADMIN.password },
+      { flavor: 'auto', connectTimeoutMs: TIMEOUT_MS, queryTimeoutMs: TIMEOUT_MS, onConnectionLost: () => { lost += 1; lostAt ??= performance.now(); } },
+    );
+    drivers.push(driver);
+    await waitFor('the server to answer', async () => ((await driver.observe()).health === 'up' ? true : undefined), { timeoutMs: 5000 });
+    db.pause();
+    await sleep(300);
+    db.resume();
+    assert.equal(lost, 0, 'a paused server is not a dropped connection');
+    await up(driver);
+    const killed = performance.now();
+    await db.kill();
+    await waitFor('the dropped connection', async () => (lostAt !== null ? true : undefined), { timeoutMs: 2000, intervalMs: 5 });
+    const tookMs = lostAt! - killed;
+    assert.ok(tookMs < 100, `onConnectionLost came ${tookMs.toFixed(1)} ms after the kill`);
+    await db.start();
+    await up(driver);
+    const before = lost;
+    await driver.close();
+    await sleep(100);
+    assert.equal(lost, before, 'closing the driver is not a drop');
+  });
 });
 
 describe('MysqlSession on a live server', () => {

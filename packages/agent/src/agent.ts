@@ -71,7 +71,7 @@ export class Agent {
       deps.driver ??
       connectNode(
         { host: config.mysql.host, port: config.mysql.port, socket: config.mysql.socket, user: config.mysql.user, password: config.secrets.mysqlPassword },
-        { flavor: config.mysql.flavor, connectTimeoutMs: config.timings.probeTimeoutMs, queryTimeoutMs: config.timings.probeTimeoutMs },
+        { flavor: config.mysql.flavor, connectTimeoutMs: config.timings.probeTimeoutMs, queryTimeoutMs: config.timings.probeTimeoutMs, heartbeatIntervalMs: config.timings.heartbeatIntervalMs, onConnectionLost: () => this.nodeLoop.serverDropped() },
       ));
     const etcd = (this.etcd = connectEtcd(config));
     const store = new ClusterStore(etcd, config.cluster, config.etcd.root);

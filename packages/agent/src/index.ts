@@ -2,3 +2,4 @@ export { Agent } from './agent.js';
 export { AGENT_VERSION } from './version.js';
 export type { AgentView } from './view.js';
 export { resilientEtcdOptions } from './etcd/connect.js';
+export { CREATE_HEARTBEAT_TABLE } from './node/probe.js';

@@ -22,6 +22,16 @@ const SEMI_SYNC_RETRY_MS = 30_000;
 /** How long a switchover's target waits to have applied the demoted primary's position before it probes anyway. */
 const CATCH_UP_PEEK_MS = 100;
 
+/**
+ * How long one promotion attempt waits for the relay log (or the catch-up) before it hands back to
+ * the node loop, which publishes how far the node got and tries again: the coordinator sees a
+ * candidate that applies steadily, and replaces only one that stands still (detectStalledPromotion).
+ */
+const APPLY_WAIT_MS = 1000;
+
+/** A promotion attempt ended because the node still applies what it must have first; not a failure. */
+class StillApplying extends Error {}
+
 export interface NodeActionsDeps {
   readonly driver: NodeDriver;
   readonly config: AgentConfig;
@@ -58,6 +68,8 @@ export class NodeActions {
   /** The last fence failure, logged once until it changes or a fence succeeds. */
   private lastFenceError: string | null = null;
   private lastHeartbeatAt = 0;
+  /** The last "still applying" message of a promotion, logged once. */
+  private lastApplying: string | null = null;
 
   constructor(private readonly d: NodeActionsDeps) {}
 
@@ -102,6 +114,12 @@ export class NodeActions {
       this.d.publishSoon();
       return true;
     } catch (err) {
+      if (err instanceof StillApplying) {
+        // The loop publishes the progress, then the promotion is tried again.
+        if (err.message !== this.lastApplying) log.info({ executed: this.d.monitor.observation?.state?.gtid.executed }, err.message);
+        this.lastApplying = err.message;
+        return true;
+      }
       const line = describeError(err);
       if (action.kind === 'semi-sync') this.semiSyncFailed = { reason: action.reason, at: this.d.clock.now() };
       if (action.kind === 'fence') {
@@ -174,6 +192,7 @@ export class NodeActions {
       took[name] = now - mark;
       mark = now;
     };
+    const wait = Math.min(APPLY_WAIT_MS, t.relayApplyTimeoutMs);
     let replicating = s?.replication != null;
     if (s && catchUp && !gtidContains(parseGtid(s.flavor, s.gtid.executed), parseGtid(s.flavor, catchUp.gtid))) {
       replicating = true;
@@ -181,10 +200,10 @@ export class NodeActions {
       const r = s.replication;
       const pointed = r !== null && r.sourceHost === catchUp.host && r.sourcePort === catchUp.port && r.ioState !== 'stopped';
       if (!pointed) await driver.replicateFrom({ host: catchUp.host, port: catchUp.port, user: config.replication.user, password: config.secrets.replicationPassword });
-      if (!(await driver.waitForGtid(catchUp.gtid, t.relayApplyTimeoutMs))) throw new Error(`could not catch up with ${catchUp.node} within ${t.relayApplyTimeoutMs} ms`);
+      if (!(await driver.waitForGtid(catchUp.gtid, wait))) throw new StillApplying(`catching up with ${catchUp.node} (${catchUp.gtid}) before the promotion to epoch ${epoch}`);
       step('catchUp');
     } else if (s?.replication) {
-      if (!(await driver.waitForRelayApplied(t.relayApplyTimeoutMs))) throw new Error(`relay log not applied within ${t.relayApplyTimeoutMs} ms`);
+      if (!(await driver.waitForRelayApplied(wait))) throw new StillApplying(`applying the relay log before the promotion to epoch ${epoch}`);
       step('relayApplied');
     }
     // The waits above can be long: make sure, on a fresh read, that this node is still the one to

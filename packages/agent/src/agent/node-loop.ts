@@ -21,6 +21,13 @@ const FRESH_SNAPSHOT_MS = 100;
 /** An observation this young, taken by the action just done, is published without probing again. */
 const FRESH_OBSERVATION_MS = 10;
 
+/** After the server dropped a connection: probe this often ... */
+const SUSPECT_PROBE_MS = 10;
+/** ... for at most this long, unless it answers or is provably gone first ... */
+const SUSPECT_MS = 500;
+/** ... and at most once in this long. */
+const SUSPECT_COOLDOWN_MS = 5000;
+
 export interface NodeLoopDeps {
   readonly config: AgentConfig;
   readonly clock: Clock;
@@ -37,13 +44,34 @@ export interface NodeLoopDeps {
 }
 
 export class NodeLoop {
-  private wakeUp: (() => void) | null = null;
+  private wakeUp: ((cluster: boolean) => void) | null = null;
+  /** Until when probes follow each other every SUSPECT_PROBE_MS: the server dropped a connection. */
+  private suspectUntil = -Infinity;
+  private suspectSince = -Infinity;
+  /** A drop came while the loop was busy: the next sleep is skipped. */
+  private dropPending = false;
 
   constructor(private readonly d: NodeLoopDeps) {}
 
   /** Runs the loop now if it sleeps: a change in etcd that concerns this node. */
   wake(): void {
-    this.wakeUp?.();
+    this.wakeUp?.(true);
+  }
+
+  /**
+   * The server closed a connection of the agent's: probe now, and then every SUSPECT_PROBE_MS until
+   * the server answers or is provably gone, for at most SUSPECT_MS. A crashed mysqld closes every
+   * connection as it exits; a reconnect in that moment may still be reset rather than refused, so
+   * one probe is not enough. Any answer (up, refusing, auth_error) ends it; a server that keeps
+   * dropping connections costs one burst per SUSPECT_COOLDOWN_MS at most.
+   */
+  serverDropped(): void {
+    const now = this.d.clock.now();
+    if (now - this.suspectSince < SUSPECT_COOLDOWN_MS) return;
+    this.suspectSince = now;
+    this.suspectUntil = now + SUSPECT_MS;
+    if (this.wakeUp) this.wakeUp(false);
+    else this.dropPending = true;
   }
 
   async run(): Promise<void> {
@@ -67,19 +95,34 @@ export class NodeLoop {
       // After an action, probe and publish its result at once (others wait on it), but never twice in a row.
       hurried = !actFirst && acted && !hurried;
       if (hurried) continue;
+      if (this.dropPending) {
+        this.dropPending = false;
+        continue;
+      }
       const wait = new AbortController();
-      this.wakeUp = () => {
-        woken = true;
+      this.wakeUp = (cluster) => {
+        woken ||= cluster;
         wait.abort();
       };
       const onStop = (): void => wait.abort();
       stopping.addEventListener('abort', onStop, { once: true });
       // While an operation runs, others wait on this node's state: probe faster.
-      const pace = cluster.busy ? Math.min(interval, OPERATION_PROBE_MS) : interval;
+      const pace = this.suspect() ? SUSPECT_PROBE_MS : cluster.busy ? Math.min(interval, OPERATION_PROBE_MS) : interval;
       await sleep(Math.max(0, pace - (clock.now() - started)), wait.signal);
       stopping.removeEventListener('abort', onStop);
       this.wakeUp = null;
     }
+  }
+
+  /** A dropped connection is being followed up: the server neither answers nor is provably gone yet. */
+  private suspect(): boolean {
+    if (this.d.clock.now() >= this.suspectUntil) return false;
+    const m = this.d.monitor;
+    if (m.lastProbeAnswered || m.serverGone !== null) {
+      this.suspectUntil = -Infinity;
+      return false;
+    }
+    return true;
   }
 
   private async probe(): Promise<void> {

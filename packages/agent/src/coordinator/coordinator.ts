@@ -352,6 +352,13 @@ export class Coordinator {
         log.warn({ member: decision.node, reason: decision.reason }, `${decision.node} has diverged and stays out of rotation`);
         return;
       }
+      case 'note-applied': {
+        const op = snap.currentOp;
+        if (!op) return;
+        await this.record(token, { ...op, applied: { node: decision.node, gtid: decision.gtid, at: now } });
+        this.logOnce(`applying ${decision.node}`, () => log.info({ member: decision.node, reason: decision.reason }, `${decision.node} is applying its relay log`));
+        return;
+      }
       case 'failover-abort': {
         const op = snap.pendingOp;
         if (!op) return;
@@ -458,6 +465,7 @@ export class Coordinator {
       reason,
       catchUpFrom: null,
       mustContain: null,
+      applied: null,
       proof: null,
       durability: null,
       members: membersAt(snap),

@@ -3,7 +3,7 @@
  * one decision. The shell around it reads a fresh snapshot, calls `decide`, and carries the decision
  * out with a write fenced by the election key.
  */
-import { GtidParseError, formatGtid, gtidContains, mergeGtid, mostAdvanced, parseGtid, type CandidateVerdict, type Flavor, type GtidPosition, type MemberState, type OpRecord, type OperatorRequest, type Primary } from '@primacy/common';
+import { GtidParseError, formatGtid, gtidContains, isInMaintenance, mergeGtid, mostAdvanced, parseGtid, type CandidateVerdict, type Flavor, type GtidPosition, type MemberState, type OpRecord, type OperatorRequest, type Primary } from '@primacy/common';
 import { chooseCandidate, detectFailure, detectStalledPromotion, refuseAutomatic } from './failover.js';
 import { PROMOTION_GRACE_MS, type ClusterView, type Decision, type RequestRef } from './model.js';
 import { holdersOf, isPointedAt, positionOf, promotionDone } from './position.js';
@@ -31,7 +31,9 @@ export function decide(v: ClusterView): Decision {
       return { kind: 'mark-ready', node: p.node, epoch: p.epoch, reason: `${p.node} is writable and writes heartbeats of epoch ${p.epoch}` };
     }
     // A candidate whose agent or server dies while it is being promoted is failed like any primary.
-    return decideFailover(v, p);
+    const failed = decideFailover(v, p);
+    if (failed.kind !== 'none') return failed;
+    return noteApplied(v, p, m) ?? NONE;
   }
   return NONE;
 }
@@ -106,13 +108,32 @@ export function decideRepair(v: ClusterView, problem: string): Decision {
 }
 
 
+/** How often, at most, a candidate's progress through its relay log is written to its op record. */
+export const APPLIED_NOTE_MS = 1000;
+
+/**
+ * The candidate's executed position moved since the op record last noted it (and the note is at
+ * least APPLIED_NOTE_MS old): note it, so that a candidate applying a long relay log steadily is
+ * not taken for stalled (detectStalledPromotion counts from the last progress).
+ */
+function noteApplied(v: ClusterView, p: Primary, m: MemberState | undefined): Decision | null {
+  const op = v.currentOp;
+  const gtid = m?.health === 'up' ? m.server?.gtid.executed : undefined;
+  if (!op || op.epoch !== p.epoch || op.to !== p.node || gtid === undefined) return null;
+  const last = op.applied?.node === p.node ? op.applied : null;
+  if (last?.gtid === gtid || (last !== null && v.now - last.at < APPLIED_NOTE_MS)) return null;
+  if (last === null && v.now - p.since < APPLIED_NOTE_MS) return null;
+  return { kind: 'note-applied', node: p.node, gtid, reason: `${p.node} applies its relay log before its promotion: executed ${gtid}` };
+}
+
 /**
  * A ready primary, or a candidate being promoted: is it failed, and may an automatic failover start
  * (invariant 9)? A candidate failing before it is ready belongs to the failover that chose it, so
  * the anti-flapping window (which counts from a finished failover) does not hold it back.
  */
 function decideFailover(v: ClusterView, p: Primary): Decision {
-  const failure = detectFailure(p, v.members) ?? detectStalledPromotion(p, v.members, v.now, v.timings.relayApplyTimeoutMs + PROMOTION_GRACE_MS);
+  const applied = v.currentOp?.epoch === p.epoch && v.currentOp.applied?.node === p.node ? v.currentOp.applied.at : null;
+  const failure = detectFailure(p, v.members) ?? detectStalledPromotion(p, v.members, v.now, v.timings.relayApplyTimeoutMs + PROMOTION_GRACE_MS, applied);
   if (!failure) return (p.state === 'ready' ? recordDurability(v, p) : null) ?? noteDiverged(v);
   const last = v.pendingOp;
   if (last?.kind === 'failover' && last.outcome === 'aborted' && last.from === p.node && last.request === null && v.now - (last.endedAt ?? 0) < v.timings.failoverRetryMs) {
@@ -200,7 +221,8 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
   const fencedBy = `${op.proof.kind}: ${op.proof.detail}`;
 
   const answered = new Set(revoked.map((m) => m.node));
-  const unanswered = known.filter((n) => !answered.has(n));
+  // A node in maintenance is not waited for: the operator took it out (its answer still counts when it gives one).
+  const unanswered = known.filter((n) => !answered.has(n) && !isInMaintenance(v.config, n));
   const oldGtid = op.members[from]?.gtid ?? null;
   const flavor = revoked[0]?.server?.flavor;
   let oldPrimaryGtid: GtidPosition | null = null;
@@ -421,6 +443,8 @@ function decideRequest(v: ClusterView, p: Primary, id: string, r: OperatorReques
     if (r.unfenced) return { kind: 'request-refused', id, request: r, reason: `no failover waits for a fencing proof; ${p.node} is the ready primary (a failover without --unfenced fences it first)` };
     if (r.to === null) return { kind: 'request-refused', id, request: r, reason: 'a manual failover needs --to NODE' };
     // Refused before anything is touched: no fence, no killed sessions, for a node that could not be promoted anyway.
+    // Maintenance is the operator's own word, which --force does not override.
+    if (isInMaintenance(v.config, r.to)) return { kind: 'request-refused', id, request: r, reason: `${r.to} cannot be promoted: it is in maintenance (primacy maintenance ${r.to} off first)` };
     const unfit = r.force ? null : whyNotPromotable(v, r.to);
     if (unfit !== null) return { kind: 'request-refused', id, request: r, reason: `${r.to} cannot be promoted: ${unfit} (--force overrides)` };
     // The trigger names the request; the reason does not repeat it.

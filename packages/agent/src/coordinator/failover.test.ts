@@ -94,6 +94,22 @@ test('choose: no-promote from the cluster config counts too, and --force overrid
   assert.equal(forced.node, 'db3');
 });
 
+test('choose: a node in maintenance is never a candidate, even forced, but its position still counts', () => {
+  const cfg: ClusterConfig = { paused: false, nodes: { db3: { maintenance: true } } };
+  const nodes = [replica('db2', '0-1-10'), replica('db3', '0-1-12')];
+  for (const force of [false, true]) {
+    const c = choice(nodes, { config: cfg, force });
+    assert.ok(c.ok && c.node === 'db2', JSON.stringify(c));
+    assert.equal(c.catchUpFrom, 'db3', 'db2 first takes what only db3 received');
+    assert.deepEqual(c.verdicts.find((v) => v.node === 'db3'), { node: 'db3', gtid: '0-1-12', eligible: false, reason: 'in maintenance' });
+  }
+  const preferred = choice(nodes, { config: cfg, force: true, preferred: 'db3' });
+  assert.ok(!preferred.ok);
+  assert.equal(preferred.reason, 'db3 cannot be promoted: in maintenance');
+  const alone = choice([replica('db3', '0-1-12')], { config: cfg, force: true });
+  assert.ok(!alone.ok && alone.reason === 'no replica may be promoted', JSON.stringify(alone));
+});
+
 test('choose: priority breaks ties; a preferred node that is behind catches up first', () => {
   const tie = choice([replica('db2', '0-1-12'), replica('db3', '0-1-12', { priority: 5 })]);
   assert.ok(tie.ok && tie.node === 'db3' && tie.catchUpFrom === null);
@@ -136,7 +152,7 @@ function view(members: MemberState[], over: Partial<ClusterView> = {}): ClusterV
 function op(over: Partial<OpRecord> = {}): OpRecord {
   return {
     epoch: 5, kind: 'failover', from: 'db1', to: null, trigger: 'automatic', request: null, coordinator: { node: 'db2', revision: '7' },
-    startedAt: 9_500, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null, mustContain: null, proof: null, durability: null,
+    startedAt: 9_500, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null, mustContain: null, applied: null, proof: null, durability: null,
     members: { db1: { health: 'down', gtid: '0-1-10', received: '0-1-10', semiSync: 'source' }, db2: { health: 'up', gtid: '0-1-10', received: '0-1-10', semiSync: 'replica' }, db3: { health: 'up', gtid: '0-1-10', received: '0-1-10', semiSync: 'replica' } },
     candidates: [], steps: [], ...over,
   };
@@ -267,6 +283,18 @@ test('decide: a replica that never answers the revoke makes the failover abort: 
   assert.equal(kind(decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped')], { pendingOp: revoking() }))), 'failover-abort');
 });
 
+test('decide: a node in maintenance that does not answer the revoke blocks nothing', () => {
+  const maintenance: ClusterConfig = { paused: false, nodes: { db3: { maintenance: true } } };
+  const d = decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), member('db3', { health: 'down' }, null)], { pendingOp: revoking(), now: 9_600 + 2_001, config: maintenance }));
+  assert.ok(d.kind === 'promote' && d.node === 'db2', JSON.stringify(d));
+  // Its key gone too (its agent stopped for the maintenance): still not waited for.
+  const gone = decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped')], { pendingOp: revoking(), config: maintenance }));
+  assert.ok(gone.kind === 'promote' && gone.node === 'db2', JSON.stringify(gone));
+  // Another silent node still blocks, as without maintenance.
+  const both: ClusterConfig = { paused: false, nodes: { db4: { maintenance: true } } };
+  assert.equal(kind(decide(view([replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped')], { pendingOp: revoking(), config: both }))), 'failover-abort');
+});
+
 test('decide: a new coordinator resumes a running failover from its record', () => {
   const revoked = [replica('db2', '0-1-10', { revokedEpoch: 5 }, 'stopped'), replica('db3', '0-1-10', { revokedEpoch: 5 }, 'stopped')];
   assert.equal(kind(decide(view(revoked, { pendingOp: revoking({ coordinator: { node: 'db3', revision: '3' } }) }))), 'promote');
@@ -307,6 +335,29 @@ test('stall: a candidate still promoting after the relay-log wait and a grace is
   assert.equal(f?.mustContain, '0-1-12');
   const d = decide(view([stuck('0-1-12'), replica('db3', '0-1-12')], { primary: promotingDb2, now: 1_000 + stallLimit + 1 }));
   assert.ok(d.kind === 'failover-start' && d.from === 'db2' && d.mustContain === '0-1-12', JSON.stringify(d));
+});
+
+test('stall: a candidate that applies its relay log steadily is noted and waited for; one whose position stands still is replaced', () => {
+  const chosen = op({ epoch: 5, to: 'db2' });
+  const others = replica('db3', '0-1-12');
+  // Too early for a note; then its position moved: noted, with the coordinator's time.
+  assert.equal(kind(decide(view([stuck('0-1-12'), others], { primary: promotingDb2, currentOp: chosen, now: 1_500 }))), 'none');
+  const noted = decide(view([stuck('0-1-12'), others], { primary: promotingDb2, currentOp: chosen, now: 2_500 }));
+  assert.ok(noted.kind === 'note-applied' && noted.node === 'db2' && noted.gtid === '0-1-8', JSON.stringify(noted));
+  const applying = (gtid: string, at: number) => ({ ...chosen, applied: { node: 'db2', gtid, at } });
+  // The same position again is not noted; a newer one is, but not more than once a second.
+  assert.equal(kind(decide(view([stuck('0-1-12'), others], { primary: promotingDb2, currentOp: applying('0-1-8', 2_500), now: 5_000 }))), 'none');
+  assert.equal(kind(decide(view([stuck('0-1-12'), others], { primary: promotingDb2, currentOp: applying('0-1-7', 4_500), now: 5_000 }))), 'none');
+  assert.equal(kind(decide(view([stuck('0-1-12'), others], { primary: promotingDb2, currentOp: applying('0-1-7', 3_900), now: 5_000 }))), 'note-applied');
+  // Past the limit from the promotion's start, but its position moved 2 s ago: not stalled.
+  const late = 1_000 + stallLimit + 5_000;
+  assert.equal(detectStalledPromotion(promotingDb2, membersOf(stuck('0-1-12'), others), late, stallLimit, late - 2_000), null);
+  assert.notEqual(kind(decide(view([stuck('0-1-12'), others], { primary: promotingDb2, currentOp: applying('0-1-8', late - 2_000), now: late }))), 'failover-start');
+  // Standing still for the limit since its last progress: replaced, and the reason says when it last moved.
+  const f = detectStalledPromotion(promotingDb2, membersOf(stuck('0-1-12'), others), late, stallLimit, late - stallLimit - 1);
+  assert.match(f?.reason ?? '', /within 13000 ms \(its applied position last moved 13001 ms ago\)/);
+  const d = decide(view([stuck('0-1-12'), others], { primary: promotingDb2, currentOp: applying('0-1-8', late - stallLimit - 1), now: late }));
+  assert.ok(d.kind === 'failover-start' && d.mustContain === '0-1-12', JSON.stringify(d));
 });
 
 test('stall: a ready primary, or a candidate whose agent is gone or whose server is down, is not "stalled"', () => {
@@ -425,6 +476,10 @@ test('request: a manual failover to a node that could not be promoted is refused
   }
   const forced = decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), rows[1]![1]], { requests: request('db3', true), durabilityRecord }));
   assert.equal(kind(forced), 'failover-start', '--force overrides');
+  // Maintenance is not a rule --force overrides: the operator takes it back first.
+  const kept = decide(view([healthy, replica('db2', '0-1-10', {}, 'running'), replica('db3', '0-1-10', {}, 'running')], { requests: request('db3', true), durabilityRecord, config: { paused: false, nodes: { db3: { maintenance: true } } } }));
+  assert.equal(kind(kept), 'request-refused');
+  assert.equal(reason(kept), 'db3 cannot be promoted: it is in maintenance (primacy maintenance db3 off first)');
 });
 
 test('request: a switchover to a target too far behind to catch up in time is refused before writes are held', () => {

@@ -2,7 +2,7 @@
  * Automatic failover, decided purely: is the primary failed, may it be replaced, and by whom.
  * The rules follow DESIGN.md invariants 4, 5, 8 and 9; each has a table test in failover.test.ts.
  */
-import { errantGtids, gtidContains, gtidMissing, formatGtid, mariaStateMissing, mostAdvanced, parseGtid, withoutOrigin, type ClusterConfig, type CandidateVerdict, type GtidPosition, type MemberState, type OpRecord, type Primary } from '@primacy/common';
+import { errantGtids, gtidContains, gtidMissing, formatGtid, isInMaintenance, mariaStateMissing, mostAdvanced, parseGtid, withoutOrigin, type ClusterConfig, type CandidateVerdict, type GtidPosition, type MemberState, type OpRecord, type Primary } from '@primacy/common';
 import { isPointedAt, positionOf } from './position.js';
 
 export interface Failure {
@@ -29,16 +29,20 @@ export function detectFailure(p: Primary, members: ReadonlyMap<string, MemberSta
 
 /**
  * A candidate that is up but has not finished its promotion within `limitMs` (its relay log does not
- * apply, or a step keeps failing) is failed too. Its agent waits `relayApplyTimeoutMs` per attempt, so
- * the limit is that plus a grace. Its received position goes with the failure: the replacement must
- * contain it.
+ * apply, or a step keeps failing) is failed too. The limit counts from the promotion's start, or
+ * from the last time its executed position was seen to advance (`appliedAt`, the op record's
+ * `applied.at`): a candidate that applies a long relay log steadily is not stalled. Its agent
+ * waits `relayApplyTimeoutMs` without progress, so the limit is that plus a grace. Its received
+ * position goes with the failure: the replacement must contain it.
  */
-export function detectStalledPromotion(p: Primary, members: ReadonlyMap<string, MemberState>, now: number, limitMs: number): Failure | null {
+export function detectStalledPromotion(p: Primary, members: ReadonlyMap<string, MemberState>, now: number, limitMs: number, appliedAt: number | null = null): Failure | null {
   const m = members.get(p.node);
-  if (p.state !== 'promoting' || !m || m.health !== 'up' || now - p.since <= limitMs) return null;
+  const since = Math.max(p.since, appliedAt ?? p.since);
+  if (p.state !== 'promoting' || !m || m.health !== 'up' || now - since <= limitMs) return null;
   const received = m.server?.gtid.received ?? '';
+  const progressed = appliedAt !== null && appliedAt > p.since ? ` (its applied position last moved ${now - appliedAt} ms ago)` : '';
   return {
-    reason: `${p.node} has not finished its promotion to epoch ${p.epoch} within ${limitMs} ms`,
+    reason: `${p.node} has not finished its promotion to epoch ${p.epoch} within ${limitMs} ms${progressed}`,
     ...(received !== '' ? { mustContain: received } : {}),
   };
 }
@@ -129,9 +133,11 @@ export function chooseCandidate(i: ChoiceInput): Choice {
       : olderMajor(majorVersion(s.version), newest) ? `older major version ${s.version}`
       : lag !== null && lag > maxLag ? `lags ${lag} ms behind the others, over the ${maxLag} ms limit`
       : null;
-    // An operator's --force overrides the rules; the verdict still says what it overrode.
-    const eligible = refusal === null || i.force;
-    verdicts.set(m.node, { node: m.node, gtid: s.gtid.received, eligible, reason: refusal ?? 'eligible' });
+    // An operator's --force overrides the rules; the verdict still says what it overrode. Maintenance
+    // is no rule but the operator's own word, taken back with primacy maintenance NODE off.
+    const maintenance = isInMaintenance(i.config, m.node);
+    const eligible = !maintenance && (refusal === null || i.force);
+    verdicts.set(m.node, { node: m.node, gtid: s.gtid.received, eligible, reason: maintenance ? 'in maintenance' : (refusal ?? 'eligible') });
   }
 
   // A node with errant GTIDs is neither a candidate nor a source to catch up from: its extra writes would spread.

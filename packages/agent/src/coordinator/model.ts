@@ -84,6 +84,8 @@ export type Decision =
   | { readonly kind: 'revoke'; readonly from: string; readonly reason: string }
   | { readonly kind: 'record-durability'; readonly record: DurabilityRecord; readonly reason: string }
   | { readonly kind: 'note-diverged'; readonly node: string; readonly reason: string }
+  /** The candidate being promoted applied more of its relay log: recorded, so that it is not taken for stalled. */
+  | { readonly kind: 'note-applied'; readonly node: string; readonly gtid: string; readonly reason: string }
   | {
       readonly kind: 'promote';
       readonly node: string;

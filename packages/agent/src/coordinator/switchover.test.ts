@@ -24,7 +24,7 @@ const held = { name: 'clients paused', startedAt: 9_000, endedAt: 9_000, outcome
 function op(over: Partial<OpRecord> = {}): OpRecord {
   return {
     epoch: 5, kind: 'switchover', from: 'db1', to: 'db2', trigger: 'request 100-a', request: { id: '100-a', to: 'db2', force: false },
-    coordinator: { node: 'db3', revision: '1' }, startedAt: 9_000, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null, mustContain: null, proof: null, durability: null,
+    coordinator: { node: 'db3', revision: '1' }, startedAt: 9_000, endedAt: null, outcome: 'running', reason: 'r', catchUpFrom: null, mustContain: null, applied: null, proof: null, durability: null,
     members: {}, candidates: [], steps: [held], ...over,
   };
 }

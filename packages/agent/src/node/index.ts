@@ -22,15 +22,19 @@ export interface ConnectOptions {
   readonly flavor: Flavor | 'auto';
   readonly connectTimeoutMs: number;
   readonly queryTimeoutMs: number;
+  /** How often the primary writes its heartbeat: a caught-up replica whose heartbeat is fresh has lag 0. */
+  readonly heartbeatIntervalMs?: number | undefined;
+  /** The server closed or reset a connection of the driver's (see SessionOptions.onDrop). */
+  readonly onConnectionLost?: (() => void) | undefined;
 }
 
 export const DEFAULT_CONNECT_OPTIONS: ConnectOptions = Object.freeze({ flavor: 'auto', ...DEFAULT_SESSION_OPTIONS });
 
 export function connectNode(endpoint: Endpoint, options: Partial<ConnectOptions> = {}): NodeDriver {
   const o: ConnectOptions = { ...DEFAULT_CONNECT_OPTIONS, ...options };
-  const session = (): MysqlSession => new MysqlSession(endpoint, { connectTimeoutMs: o.connectTimeoutMs, queryTimeoutMs: o.queryTimeoutMs });
+  const session = (): MysqlSession => new MysqlSession(endpoint, { connectTimeoutMs: o.connectTimeoutMs, queryTimeoutMs: o.queryTimeoutMs, onDrop: o.onConnectionLost });
   const sessions: DriverSessions = { probe: session(), admin: session(), wait: session() };
-  return driverOnSessions(sessions, o.flavor, { where: describeEndpoint(endpoint), queryTimeoutMs: o.queryTimeoutMs });
+  return driverOnSessions(sessions, o.flavor, { where: describeEndpoint(endpoint), queryTimeoutMs: o.queryTimeoutMs, heartbeatIntervalMs: o.heartbeatIntervalMs });
 }
 
 /** A driver over given sessions; tests pass recorded ones. */

@@ -49,7 +49,7 @@ describe('parseMariaDbState on recorded MariaDB 10.11 rows', () => {
     } satisfies NodeState);
   });
 
-  it('replica: threads, Gtid_IO_Pos, semi-sync replica active, lag from the heartbeat', () => {
+  it('replica: threads, Gtid_IO_Pos, semi-sync replica active; caught up with a fresh heartbeat, lag 0', () => {
     assert.deepEqual(parsed('replica'), {
       flavor: 'mariadb',
       version: VERSION,
@@ -69,12 +69,23 @@ describe('parseMariaDbState on recorded MariaDB 10.11 rows', () => {
         autoPosition: true,
         secondsBehind: 0,
       },
-      lagMs: 210.187,
+      lagMs: 0,
       heartbeatEpoch: 3,
       semiSync: { sourceEnabled: false, sourceActive: false, sourceClients: 0, replicaEnabled: true, replicaActive: true, sourceTimeoutMs: null, sourceWaitNoReplica: null },
       connections: 1,
       maxConnections: 151,
     } satisfies NodeState);
+  });
+
+  it('replica lag: the heartbeat\'s age whenever the replica is not provably current', () => {
+    // The recorded replica's heartbeat is 210 ms old; it has applied all it received (0-1-16).
+    assert.equal(parsed('replica', { Slave_SQL_Running: 'No' }).lagMs, 210.187, 'SQL thread stopped');
+    assert.equal(parsed('replica', { Gtid_IO_Pos: '0-1-18' }).lagMs, 210.187, 'a relay log left to apply');
+    assert.equal(parsed('replica', { Slave_IO_Running: 'Connecting' }).lagMs, 210.187, 'not receiving');
+    const [probe, replica] = rows('replica');
+    const stale = { ...probe, heartbeat_age_us: 1_700_000 };
+    assert.equal(parseMariaDbState(stale, replica).lagMs, 1700, 'heartbeats stopped coming (older than an interval and the grace)');
+    assert.equal(parseMariaDbState(stale, replica, 2000).lagMs, 0, 'within a longer interval');
   });
 
   it('revoked replica: IO stopped, SQL running, semi-sync replica inactive, no Seconds_Behind_Master', () => {

@@ -10,7 +10,7 @@ import type { NodeState, ReplicationState, SemiSyncState } from '@primacy/common
 import { formatGtid, gtidContains, mergeGtid, parseGtid } from '@primacy/common';
 import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource, SemiSyncWait } from './driver.js';
 import { killClientSessions } from './fence.js';
-import { CREATE_HEARTBEAT_TABLE, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow } from './probe.js';
+import { CREATE_HEARTBEAT_TABLE, DEFAULT_HEARTBEAT_INTERVAL_MS, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow, replicaLagMs } from './probe.js';
 import type { Row } from './session.js';
 import { closeSessions, OperationQueue, ownThreadIds, StatementRunner, type DriverOptions, type DriverSessions } from './statement.js';
 import { readBool, readInt, readNullableBool, readNullableInt, readText, RowShapeError } from './values.js';
@@ -80,7 +80,7 @@ export function parseMariaDbReplication(row: Row): ReplicationState {
 }
 
 /** NodeState from the probe row and SHOW SLAVE STATUS's row (null when the node replicates from no one). */
-export function parseMariaDbState(probe: Row, replica: Row | null): NodeState {
+export function parseMariaDbState(probe: Row, replica: Row | null, heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS): NodeState {
   const binlogPos = readText(probe, 'gtid_binlog_pos');
   const slavePos = readText(probe, 'gtid_slave_pos');
   const currentPos = readText(probe, 'gtid_current_pos');
@@ -117,8 +117,8 @@ export function parseMariaDbState(probe: Row, replica: Row | null): NodeState {
       ...(ioPos === null ? {} : { ioPos }),
     },
     replication,
-    // Lag is the heartbeat's age on a node that replicates; on the primary the row is its own.
-    lagMs: replication === null ? null : heartbeat.ageMs,
+    // On a node that replicates (on the primary the row is its own).
+    lagMs: replicaLagMs(heartbeat.ageMs, replication, formatGtid(received) === formatGtid(executed), heartbeatIntervalMs),
     heartbeatEpoch: heartbeat.epoch,
     semiSync,
     connections: readNullableInt(probe, 'threads_connected') ?? 0,
@@ -145,11 +145,13 @@ export class MariaDbDriver implements NodeDriver {
   readonly #ops = new OperationQueue();
   readonly #heartbeat = new HeartbeatColumns();
   readonly #queryTimeoutMs: number;
+  readonly #heartbeatIntervalMs: number;
 
   constructor(sessions: DriverSessions, options: DriverOptions) {
     this.#sessions = sessions;
     this.#sql = new StatementRunner(options.where);
     this.#queryTimeoutMs = options.queryTimeoutMs;
+    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
   }
 
   observe(): Promise<Observation> {
@@ -158,7 +160,7 @@ export class MariaDbDriver implements NodeDriver {
       ([probe, replicas]) => {
         const row = probe[0];
         if (row === undefined) throw new RowShapeError('version', undefined, 'one probe row');
-        return parseMariaDbState(row, replicas[0] ?? null);
+        return parseMariaDbState(row, replicas[0] ?? null, this.#heartbeatIntervalMs);
       },
     );
   }

@@ -12,7 +12,7 @@ import type { NodeState, ReplicationState, SemiSyncState } from '@primacy/common
 import { ErrorCodes, formatGtid, mergeGtid, parseGtid, PrimacyError } from '@primacy/common';
 import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource, SemiSyncWait } from './driver.js';
 import { killClientSessions } from './fence.js';
-import { CREATE_HEARTBEAT_TABLE, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow } from './probe.js';
+import { CREATE_HEARTBEAT_TABLE, DEFAULT_HEARTBEAT_INTERVAL_MS, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow, replicaLagMs } from './probe.js';
 import type { Row } from './session.js';
 import { closeSessions, OperationQueue, ownThreadIds, StatementRunner, type DriverOptions, type DriverSessions } from './statement.js';
 import { readBool, readInt, readNullableBool, readNullableInt, readText, RowShapeError } from './values.js';
@@ -126,7 +126,7 @@ export function parseMySqlReplication(row: Row): ReplicationState {
   };
 }
 
-export function parseMySqlState(probe: Row, replica: Row | null): NodeState {
+export function parseMySqlState(probe: Row, replica: Row | null, heartbeatIntervalMs = DEFAULT_HEARTBEAT_INTERVAL_MS): NodeState {
   const executed = parseGtid('mysql', readText(probe, 'gtid_executed'));
   const retrieved = replica === null ? null : normalizeGtidSet(readText(replica, 'Retrieved_Gtid_Set'));
   const received = retrieved ? mergeGtid(executed, parseGtid('mysql', retrieved)) : executed;
@@ -156,7 +156,8 @@ export function parseMySqlState(probe: Row, replica: Row | null): NodeState {
       ...(retrieved === null ? {} : { retrieved }),
     },
     replication,
-    lagMs: replication === null ? null : heartbeat.ageMs,
+    // On a node that replicates (on the primary the row is its own).
+    lagMs: replicaLagMs(heartbeat.ageMs, replication, formatGtid(received) === formatGtid(executed), heartbeatIntervalMs),
     heartbeatEpoch: heartbeat.epoch,
     semiSync,
     connections: readNullableInt(probe, 'threads_connected') ?? 0,
@@ -171,11 +172,13 @@ export class MySqlDriver implements NodeDriver {
   readonly #ops = new OperationQueue();
   readonly #heartbeat = new HeartbeatColumns();
   readonly #queryTimeoutMs: number;
+  readonly #heartbeatIntervalMs: number;
 
   constructor(sessions: DriverSessions, options: DriverOptions) {
     this.#sessions = sessions;
     this.#sql = new StatementRunner(options.where);
     this.#queryTimeoutMs = options.queryTimeoutMs;
+    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
   }
 
   observe(): Promise<Observation> {
@@ -184,7 +187,7 @@ export class MySqlDriver implements NodeDriver {
       ([probe, replicas]) => {
         const row = probe[0];
         if (row === undefined) throw new RowShapeError('version', undefined, 'one probe row');
-        return parseMySqlState(row, defaultChannel(replicas));
+        return parseMySqlState(row, defaultChannel(replicas), this.#heartbeatIntervalMs);
       },
     );
   }

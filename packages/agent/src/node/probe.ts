@@ -1,10 +1,11 @@
 /**
  * What both flavors' probes share: timing and classifying an observation, and the heartbeat row.
- * The heartbeat lives in `primacy.heartbeat`, one row the primary's agent upserts; its age by the
- * replica's own clock is the replica's lag (the pt-heartbeat method).
+ * The heartbeat lives in `primacy.heartbeat`, one row the primary's agent upserts every
+ * heartbeatIntervalMs; its age by the replica's own clock bounds the replica's lag (the pt-heartbeat
+ * method), and `replicaLagMs` makes it exact for a replica that is current.
  */
 import type { Heartbeat, Observation } from './driver.js';
-import type { NodeState } from '@primacy/common';
+import type { NodeState, ReplicationState } from '@primacy/common';
 import { describeError } from '@primacy/common';
 import { classifyError, serverErrno } from './classify.js';
 import type { Row, SqlSession } from './session.js';
@@ -111,4 +112,28 @@ export function failedObservation(err: unknown, started: number): Observation {
 
 function msSince(started: number): number {
   return Math.round((performance.now() - started) * 1000) / 1000;
+}
+
+/** The primary's heartbeat interval when the driver is not told (the agent's default). */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
+
+/**
+ * How much later than its interval a heartbeat may arrive and still show the replica receiving: the
+ * primary's agent writes it from its node loop, up to a probe interval late, and the replica's probe
+ * reads it up to a probe interval after it arrived.
+ */
+export const HEARTBEAT_GRACE_MS = 600;
+
+/**
+ * A replica's lag in ms. The heartbeat's age alone is a sawtooth between the true delay and the delay
+ * plus one interval (160 to 1,234 ms on an idle cluster). A replica whose threads both run, that has
+ * applied everything it received, and whose heartbeat is no older than an interval and a grace (so
+ * it is still receiving), is as current as the network lets it be: 0. Any other replica (a relay log
+ * to apply, a stopped thread, heartbeats that stopped coming) reports the heartbeat's age: an upper
+ * bound, never less than the truth. Null on a node that does not replicate or has no heartbeat.
+ */
+export function replicaLagMs(ageMs: number | null, replication: ReplicationState | null, caughtUp: boolean, intervalMs: number): number | null {
+  if (replication === null || ageMs === null) return null;
+  const receiving = replication.ioState === 'running' && replication.sqlRunning && ageMs <= intervalMs + HEARTBEAT_GRACE_MS;
+  return receiving && caughtUp ? 0 : ageMs;
 }

@@ -30,6 +30,11 @@ export interface SqlSession {
 export interface SessionOptions {
   readonly connectTimeoutMs: number;
   readonly queryTimeoutMs: number;
+  /**
+   * Called when the server closes or resets an open connection that this session did not discard
+   * itself: a crashed server closes every connection at once, well before the next probe.
+   */
+  readonly onDrop?: (() => void) | undefined;
 }
 
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = Object.freeze({ connectTimeoutMs: 1000, queryTimeoutMs: 1000 });
@@ -106,8 +111,12 @@ export class MysqlSession implements SqlSession {
       conn.destroy();
       throw new SessionClosedError(this.#where);
     }
-    // An idle connection the server drops (wait_timeout, restart) is forgotten, not reused.
-    const forget = (): void => this.#discard(conn);
+    // An idle connection the server drops (wait_timeout, restart, crash) is forgotten, not reused.
+    const forget = (): void => {
+      const dropped = this.#conn === conn && !this.#closed;
+      this.#discard(conn);
+      if (dropped) this.#options.onDrop?.();
+    };
     conn.on('error', forget);
     conn.on('end', forget);
     this.#conn = conn;

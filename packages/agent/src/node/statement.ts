@@ -94,4 +94,6 @@ export interface DriverOptions {
   readonly where: string;
   /** The sessions' own query timeout, added to a wait's own timeout so the wait ends first. */
   readonly queryTimeoutMs: number;
+  /** How often the primary writes its heartbeat (the agents' timings.heartbeatIntervalMs), for the exact lag. */
+  readonly heartbeatIntervalMs?: number | undefined;
 }
