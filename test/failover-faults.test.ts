@@ -137,6 +137,26 @@ describe('failover under harder faults', () => {
     await finish(run);
   });
 
+  test('a candidate that applies a relay log longer than the limit, steadily, is waited for and promoted, not replaced', async () => {
+    const run = await running({ agentConfig: { timings: { relayApplyTimeoutMs: 1500 } } });
+    const { c } = run;
+    const old = (await c.primary())!;
+    // db2 is preferred and applies 7 s late: at the kill it holds 7 s of writes (and heartbeats) to
+    // apply, which it applies as their time comes, steadily; the limit without progress is 4.5 s.
+    await c.etcd.put(c.keys.config).value(JSON.stringify({ maxLagMs: 60_000, nodes: { db2: { priority: 10 } } }));
+    await delayApplier(c, 'db2', 7);
+    await new Promise((r) => setTimeout(r, 6000));
+    await c.server(old.node).kill();
+    const p = await c.readyPrimary({ after: old.epoch, timeoutMs: 30_000 });
+    assert.deepEqual([p.node, p.epoch], ['db2', old.epoch + 1]);
+    const op = (await c.op(p.epoch))!;
+    assert.equal(op.outcome, 'done');
+    assert.equal(op.applied?.node, 'db2', 'its progress was noted');
+    const promoting = op.steps.find((s) => s.name === 'ready');
+    assert.ok(promoting && promoting.endedAt! - promoting.startedAt > 4500, `waited ${promoting ? promoting.endedAt! - promoting.startedAt : '?'} ms, past the limit without progress`);
+    await finish(run);
+  });
+
   test('a stuck candidate that alone holds acknowledged writes is waited for, never replaced', async () => {
     const run = await running({ agentConfig: { timings: { relayApplyTimeoutMs: 1500 } } });
     const { c, writer } = run;
