@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { compileAgentConfig, type MemberState, type NodeState, type Primary } from '@primacy/common';
 import { parseMaxLag, startHttpApi, type HttpApi } from './http.js';
 import { createLogger, withEpoch } from './log.js';
-import { escapeLabelValue, renderMetrics } from './metrics.js';
+import { renderMetrics } from './metrics.js';
 import type { Observation } from './node/driver.js';
 import { AGENT_VERSION } from './version.js';
 import { newCounters, type AgentView, type Counters } from './view.js';
@@ -371,8 +371,8 @@ const FAMILIES = [
   'primacy_member_writes_total', 'primacy_lease_losses_total', 'primacy_fencings_total', 'primacy_coordinator', 'primacy_epoch', 'primacy_operations_total',
 ];
 
-test('metrics: every family has HELP and TYPE, every sample carries cluster and node', () => {
-  const e = parseExposition(renderMetrics(replicaView, counters, NOW));
+test('metrics: every family has HELP and TYPE, every sample carries cluster and node', async () => {
+  const e = parseExposition(await renderMetrics(replicaView, counters, NOW));
   assert.deepEqual([...e.type.keys()], FAMILIES);
   assert.deepEqual([...e.help.keys()], FAMILIES);
   for (const [name, t] of e.type) assert.equal(t, name.endsWith('_total') ? 'counter' : name === 'primacy_probe_duration_seconds' ? 'histogram' : 'gauge');
@@ -382,8 +382,8 @@ test('metrics: every family has HELP and TYPE, every sample carries cluster and 
   }
 });
 
-test('metrics: the probe histogram is in seconds, cumulative, and ends with +Inf equal to the count', () => {
-  const e = parseExposition(renderMetrics(replicaView, counters, NOW));
+test('metrics: the probe histogram is in seconds, cumulative, and ends with +Inf equal to the count', async () => {
+  const e = parseExposition(await renderMetrics(replicaView, counters, NOW));
   const buckets = e.samples.filter((s) => s.name === 'primacy_probe_duration_seconds_bucket');
   assert.deepEqual(buckets.map((b) => b.labels.le), ['0.001', '0.002', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '+Inf']);
   assert.deepEqual(buckets.map((b) => b.value), [1, 2, 4, 4, 4, 5, 5, 5, 5, 5, 6]);
@@ -391,8 +391,8 @@ test('metrics: the probe histogram is in seconds, cumulative, and ends with +Inf
   assert.ok(Math.abs(valueOf(e, 'primacy_probe_duration_seconds_sum') - 2.048) < 1e-9);
 });
 
-test('metrics: the values of a replica, a primary and a down node', () => {
-  const r = parseExposition(renderMetrics(replicaView, counters, NOW));
+test('metrics: the values of a replica, a primary and a down node', async () => {
+  const r = parseExposition(await renderMetrics(replicaView, counters, NOW));
   assert.equal(valueOf(r, 'primacy_probes_total'), 6);
   assert.equal(valueOf(r, 'primacy_probe_failures_total'), 1);
   assert.equal(valueOf(r, 'primacy_replication_lag_seconds'), 0.25);
@@ -411,29 +411,28 @@ test('metrics: the values of a replica, a primary and a down node', () => {
   assert.equal(valueOf(r, 'primacy_operations_total', { kind: 'failover', outcome: 'done' }), 1);
   assert.equal(valueOf(r, 'primacy_operations_total', { kind: 'switchover', outcome: 'aborted' }), 2);
 
-  const p = parseExposition(renderMetrics(primaryView, counters, NOW));
+  const p = parseExposition(await renderMetrics(primaryView, counters, NOW));
   assert.equal(valueOf(p, 'primacy_role', { role: 'primary' }), 1);
   assert.equal(valueOf(p, 'primacy_read_only'), 0);
   assert.equal(valueOf(p, 'primacy_coordinator'), 1);
 
-  const d = parseExposition(renderMetrics(downView, counters, NOW));
+  const d = parseExposition(await renderMetrics(downView, counters, NOW));
   assert.ok(Number.isNaN(valueOf(d, 'primacy_replication_lag_seconds')), 'lag unknown is NaN');
   assert.ok(Number.isNaN(valueOf(d, 'primacy_read_only')), 'read-only unknown is NaN');
   assert.equal(valueOf(d, 'primacy_node_up'), 0);
   assert.equal(valueOf(d, 'primacy_lease_remaining_seconds'), 0);
   assert.equal(valueOf(d, 'primacy_etcd_reachable'), 0);
   assert.equal(valueOf(d, 'primacy_role', { role: 'unknown' }), 1);
-  assert.equal(valueOf(parseExposition(renderMetrics({ ...downView, primary: null }, counters, NOW)), 'primacy_epoch'), 0);
+  assert.equal(valueOf(parseExposition(await renderMetrics({ ...downView, primary: null }, counters, NOW)), 'primacy_epoch'), 0);
 });
 
-test('metrics: label values with quotes, backslashes and line feeds are escaped and read back intact', () => {
+test('metrics: label values with quotes, backslashes and line feeds are escaped and read back intact', async () => {
   const odd = 'a"b\\c\nd';
-  assert.equal(escapeLabelValue(odd), 'a\\"b\\\\c\\nd');
   const c = newCounters();
   c.operations.set(`fail"over:done\\x`, 3);
   c.operations.set('orphan', 1);
   const view: AgentView = { ...replicaView, config: { ...replicaView.config, cluster: odd, node: 'n\\' } };
-  const text = renderMetrics(view, c, NOW);
+  const text = await renderMetrics(view, c, NOW);
   const e = parseExposition(text);
   for (const s of e.samples) assert.deepEqual([s.labels.cluster, s.labels.node], [odd, 'n\\']);
   assert.equal(valueOf(e, 'primacy_operations_total', { kind: 'fail"over', outcome: 'done\\x' }), 3);

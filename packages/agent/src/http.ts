@@ -71,7 +71,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
   app.get('/status', async () => statusDocument(view(), now()));
 
   app.get('/metrics', async (_request, reply) => {
-    return reply.type(METRICS_CONTENT_TYPE).send(renderMetrics(view(), counters, now()));
+    return reply.type(METRICS_CONTENT_TYPE).send(await renderMetrics(view(), counters, now()));
   });
 
   app.setNotFoundHandler(async (request, reply) => {

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, describeError, loadAgentConfig, type AgentConfig } from '@primacy/common';
 import { Agent } from './agent.js';
+import { exposeProcessMetrics } from './metrics.js';
 import { AGENT_VERSION } from './version.js';
 
 const USAGE = 'usage: primacy-agent --config FILE';
@@ -40,6 +41,7 @@ function readConfig(argv: string[]): AgentConfig {
 
 async function main(): Promise<void> {
   const config = readConfig(process.argv.slice(2));
+  exposeProcessMetrics();
   const agent = new Agent(config, { onFatal: (line) => fail(line, 2) });
   let stopping = false;
   const stop = (signal: string): void => {

@@ -3,6 +3,7 @@
  * it; readers never change it.
  */
 import type { AgentConfig, MemberState, Primary } from '@primacy/common';
+import { ProbeLatency } from './metrics.js';
 import type { Observation } from './node/driver.js';
 
 export interface LeaseView {
@@ -39,7 +40,7 @@ export interface Counters {
   probes: number;
   probeFailures: number;
   /** Probe round trips. */
-  readonly probeLatency: Histogram;
+  readonly probeLatency: ProbeLatency;
   etcdErrors: number;
   memberWrites: number;
   leaseLosses: number;
@@ -49,24 +50,5 @@ export interface Counters {
 }
 
 export function newCounters(): Counters {
-  return { probes: 0, probeFailures: 0, probeLatency: new Histogram([1, 2, 5, 10, 25, 50, 100, 250, 500, 1000]), etcdErrors: 0, memberWrites: 0, leaseLosses: 0, fencings: 0, operations: new Map() };
-}
-
-/** A Prometheus-style cumulative histogram with fixed bucket bounds (ms). */
-export class Histogram {
-  readonly bounds: readonly number[];
-  readonly counts: number[];
-  sum = 0;
-  count = 0;
-  constructor(bounds: readonly number[]) {
-    this.bounds = bounds;
-    this.counts = bounds.map(() => 0);
-  }
-  observe(value: number): void {
-    this.sum += value;
-    this.count += 1;
-    this.bounds.forEach((b, i) => {
-      if (value <= b) this.counts[i] = (this.counts[i] ?? 0) + 1;
-    });
-  }
+  return { probes: 0, probeFailures: 0, probeLatency: new ProbeLatency(), etcdErrors: 0, memberWrites: 0, leaseLosses: 0, fencings: 0, operations: new Map() };
 }
