@@ -130,6 +130,10 @@ export function serverArgs(state: SandboxState, node: NodeRecord): string[] {
     '--binlog-format=ROW',
     '--gtid-strict-mode=ON',
     '--gtid-domain-id=0',
+    // Parallel replication: under a steady write load a single applier falls behind, and a candidate
+    // then waits for its relay log before it can be promoted (docs/operations.md, "Replication settings").
+    '--slave-parallel-threads=4',
+    '--slave-parallel-mode=optimistic',
     // Invariant 1: only the node's own agent makes it writable.
     '--read-only=ON',
     '--skip-name-resolve',
