@@ -328,8 +328,9 @@ export class Coordinator {
         if (!op) return;
         const r = decision.request;
         const taken: OpRecord = r ? { ...op, trigger: `${op.trigger}; override ${r.id}`, request: { id: r.id, to: r.to, force: op.request?.force ?? false }, to: r.to ?? op.to } : op;
-        await this.recordProof(token, snap, taken, decision.proof, r ? [store.keys.request(r.id)] : []);
+        await this.recordProof(token, snap, taken, decision.proof, r ? [store.keys.request(r.id)] : [], decision.revoke ?? null);
         log.warn({ from: decision.from, proof: decision.proof }, `${decision.from} is proven fenced (${decision.proof.kind})`);
+        if (decision.revoke) log.warn({ from: decision.from, reason: decision.revoke }, `revoking: replicas stop receiving from ${decision.from}`);
         return;
       }
       case 'revoke': {
@@ -423,10 +424,12 @@ export class Coordinator {
   }
 
   /** Records the proof: the fence step ends, and `fenced` says by what. Revoking follows as its own step. */
-  private async recordProof(token: Campaigner, snap: ClusterSnapshot, op: OpRecord, proof: FenceProof, deletes: string[] = []): Promise<void> {
+  /** `revoke`: the reason to start the revoke in the same write, or null to leave it to the next decision. */
+  private async recordProof(token: Campaigner, snap: ClusterSnapshot, op: OpRecord, proof: FenceProof, deletes: string[] = [], revoke: string | null = null): Promise<void> {
     const now = this.d.clock.now();
     const steps = op.steps.map((x) => (x.name === 'fence' && x.outcome === 'running' ? { ...x, endedAt: now, outcome: 'ok' as const } : x));
-    const value: OpRecord = { ...op, proof, coordinator: { node: this.d.config.node, revision: token.createRevision }, steps: [...steps, step('fenced', now, now, 'ok', `${proof.kind}: ${proof.detail}`)] };
+    const fenced = step('fenced', now, now, 'ok', `${proof.kind}: ${proof.detail}`);
+    const value: OpRecord = { ...op, proof, coordinator: { node: this.d.config.node, revision: token.createRevision }, steps: [...steps, fenced, ...(revoke === null ? [] : [step('revoke', now, null, 'running', revoke)])] };
     const ok = deletes.length > 0 ? await this.d.store.commitDecision(token, snap.primaryModRevision, [{ key: this.d.store.keys.op(op.epoch), value }], deletes) : await this.d.store.recordFenced(token, [{ key: this.d.store.keys.op(op.epoch), value }]);
     if (!ok) this.d.log.warn({ epoch: op.epoch }, 'the proof was not recorded (deposed or raced); re-reading');
   }

@@ -178,13 +178,13 @@ function continueFailover(v: ClusterView, p: Primary, op: OpRecord): Decision {
 
   if (op.proof === null) {
     const proof = agentProof(old, op, v.now);
-    if (proof) return { kind: 'record-fenced', from, proof, reason: proof.detail };
+    if (proof) return revokeAtOnce(v, p, op, { kind: 'record-fenced', from, proof, reason: proof.detail });
     const override = unfencedRequest(v);
     if (override) {
       const [id, r] = override;
       const to = r.to !== null && v.members.has(r.to) ? r.to : null;
       const detail = `operator override (request ${id}, by ${r.by}): ${from} was not proven fenced; the operator says it takes no writes`;
-      return { kind: 'record-fenced', from, proof: { kind: 'operator', detail, at: v.now, finalGtid: null }, reason: detail, request: { id, to } };
+      return revokeAtOnce(v, p, op, { kind: 'record-fenced', from, proof: { kind: 'operator', detail, at: v.now, finalGtid: null }, reason: detail, request: { id, to } });
     }
     const mode = v.durabilityMode ?? 'semi-sync';
     const strict = strictRecord(mode, v.durabilityRecord ?? null, from, p.epoch);
@@ -286,6 +286,18 @@ function finalFromOld(finalGtid: string | null, node: string, members: ReadonlyM
 }
 
 /** The replicas still receiving from `p` that have not received `finalGtid` yet. */
+/**
+ * A proof after which no replica must first receive the old primary's last transactions (none is
+ * known, or every replica still pointed at it has them) is recorded with the revoke in one write:
+ * one etcd round trip less in every failover.
+ */
+function revokeAtOnce(v: ClusterView, p: Primary, op: OpRecord, d: Decision & { kind: 'record-fenced' }): Decision {
+  if (op.steps.some((s) => s.name === 'revoke')) return d;
+  const answering = [...v.members.values()].filter((m) => m.node !== d.from && m.health === 'up' && m.server !== null);
+  if (catchingUp(d.proof.finalGtid, answering, p).length > 0) return d;
+  return { ...d, revoke: `${d.from} is fenced (${d.proof.kind})` };
+}
+
 function catchingUp(finalGtid: string | null, answering: readonly MemberState[], p: Primary): string[] {
   if (finalGtid === null || finalGtid === '') return [];
   // Not only those receiving now: one reconnecting to the old primary (after a partition healed, say) gets there too.

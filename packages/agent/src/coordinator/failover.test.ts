@@ -216,6 +216,18 @@ for (const [name, old, over, want, text] of proofCases) {
   });
 }
 
+test('proof: recorded with the revoke in one write, unless a replica still receiving must first get the old primary\'s last transactions', () => {
+  const gone = { ...deadPrimary, serverGone: 'connection refused on this host (127.0.0.1)' };
+  const d = decide(view([gone, replica('db2', '0-1-10'), replica('db3', '0-1-11')], { pendingOp: op() }));
+  assert.ok(d.kind === 'record-fenced' && d.revoke === 'db1 is fenced (server-gone)', JSON.stringify(d));
+  // The agent read back a final position that db2, still receiving from db1, lacks: the revoke waits for it.
+  const fenced = member('db1', { fenced: true, fencedFor: 5 }, { readOnly: true, gtid: { executed: '0-1-12', received: '0-1-12' } });
+  const waits = decide(view([fenced, replica('db2', '0-1-10', {}, 'running'), replica('db3', '0-1-12', {}, 'running')], { pendingOp: op() }));
+  assert.ok(waits.kind === 'record-fenced' && waits.revoke === undefined, JSON.stringify(waits));
+  const all = decide(view([fenced, replica('db2', '0-1-12', {}, 'running'), replica('db3', '0-1-12', {}, 'running')], { pendingOp: op() }));
+  assert.ok(all.kind === 'record-fenced' && all.revoke !== undefined, JSON.stringify(all));
+});
+
 test('proof: while waiting, the advice names what an operator can do, and leaves out what is already in place', () => {
   const d = decide(view([replica('db2', '0-1-10'), replica('db3', '0-1-10')], { pendingOp: op() }));
   assert.ok(d.kind === 'fence-old');

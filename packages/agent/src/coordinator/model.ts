@@ -78,8 +78,8 @@ export type Decision =
   | { readonly kind: 'await'; readonly reason: string }
   /** No proof yet: the shell fences over SQL and runs the fencing command; `waiting` says what else was seen, `advice` what an operator can do. */
   | { readonly kind: 'fence-old'; readonly from: string; readonly reason: string; readonly waiting: string; readonly advice: string }
-  /** `request`: an operator's --unfenced failover request, consumed with this record. */
-  | { readonly kind: 'record-fenced'; readonly from: string; readonly proof: FenceProof; readonly reason: string; readonly request?: { readonly id: string; readonly to: string | null } }
+  /** `request`: an operator's --unfenced failover request, consumed with this record. `revoke`: the revoke starts in the same write. */
+  | { readonly kind: 'record-fenced'; readonly from: string; readonly proof: FenceProof; readonly reason: string; readonly request?: { readonly id: string; readonly to: string | null }; /** Set when the revoke can start in the same write: its reason. */ readonly revoke?: string }
   /** The replicas stop receiving from the old primary: after the proof, or first of all under strict semi-sync. */
   | { readonly kind: 'revoke'; readonly from: string; readonly reason: string }
   | { readonly kind: 'record-durability'; readonly record: DurabilityRecord; readonly reason: string }
