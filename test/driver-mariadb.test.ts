@@ -9,6 +9,7 @@ import type { Connection } from 'mysql2/promise';
 import { STRICT_SEMI_SYNC_TIMEOUT_MS } from '@primacy/common';
 import { ADMIN, APP, cleanupAll, ER_READ_ONLY, REPL, sleep, startMariaDb, waitFor, type MariaDbCluster, type MariaDbServer } from './harness/index.js';
 import { connectNode, MysqlSession, type NodeDriver, type Observation } from '../packages/agent/src/node/index.js';
+import { knock } from '../packages/agent/src/node/knock.js';
 import { demoteNode, fenceNode, StrictWaitError } from '../packages/agent/src/fencing.js';
 
 const TIMEOUT_MS = 1000;
@@ -486,7 +487,9 @@ describe('MariaDB driver when the server is not there, stuck, full or refusing u
     await waitFor('the dropped connection', async () => (lostAt !== null ? true : undefined), { timeoutMs: 2000, intervalMs: 5 });
     const tookMs = lostAt! - killed;
     assert.ok(tookMs < 100, `onConnectionLost came ${tookMs.toFixed(1)} ms after the kill`);
+    assert.equal(await knock(db, 200), 'refused', 'nothing listens on a killed server\'s port');
     await db.start();
+    assert.equal(await knock(db, 200), 'open');
     await up(driver);
     const before = lost;
     await driver.close();

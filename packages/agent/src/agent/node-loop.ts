@@ -5,6 +5,8 @@
  */
 import { sleep, type Clock } from '../clock.js';
 import { planNodeAction, type NodePlanInput } from '../plan.js';
+import { isLocalEndpoint } from '../node/gone.js';
+import { knock } from '../node/knock.js';
 import type { AgentConfig } from '@primacy/common';
 import type { NodeActions } from './actions.js';
 import type { ClusterWatch } from './cluster-watch.js';
@@ -21,12 +23,14 @@ const FRESH_SNAPSHOT_MS = 100;
 /** An observation this young, taken by the action just done, is published without probing again. */
 const FRESH_OBSERVATION_MS = 10;
 
-/** After the server dropped a connection: probe this often ... */
-const SUSPECT_PROBE_MS = 10;
-/** ... for at most this long, unless it answers or is provably gone first ... */
-const SUSPECT_MS = 500;
+/** After the server dropped a connection: knock on its port this often ... */
+const KNOCK_EVERY_MS = 5;
+/** ... each knock bounded by this ... */
+const KNOCK_TIMEOUT_MS = 50;
+/** ... for at most this long, unless it is refused first ... */
+const KNOCK_FOR_MS = 1000;
 /** ... and at most once in this long. */
-const SUSPECT_COOLDOWN_MS = 5000;
+const KNOCK_COOLDOWN_MS = 5000;
 
 export interface NodeLoopDeps {
   readonly config: AgentConfig;
@@ -45,11 +49,10 @@ export interface NodeLoopDeps {
 
 export class NodeLoop {
   private wakeUp: ((cluster: boolean) => void) | null = null;
-  /** Until when probes follow each other every SUSPECT_PROBE_MS: the server dropped a connection. */
-  private suspectUntil = -Infinity;
-  private suspectSince = -Infinity;
-  /** A drop came while the loop was busy: the next sleep is skipped. */
-  private dropPending = false;
+  /** A knock found the server gone while the loop was busy: the next sleep is skipped. */
+  private gonePending = false;
+  private knocking = false;
+  private knockedAt = -Infinity;
 
   constructor(private readonly d: NodeLoopDeps) {}
 
@@ -59,19 +62,34 @@ export class NodeLoop {
   }
 
   /**
-   * The server closed a connection of the agent's: probe now, and then every SUSPECT_PROBE_MS until
-   * the server answers or is provably gone, for at most SUSPECT_MS. A crashed mysqld closes every
-   * connection as it exits; a reconnect in that moment may still be reset rather than refused, so
-   * one probe is not enough. Any answer (up, refusing, auth_error) ends it; a server that keeps
-   * dropping connections costs one burst per SUSPECT_COOLDOWN_MS at most.
+   * The server closed a connection of the agent's. A crashed mysqld closes every connection as it
+   * exits, and its listening socket with them; a probe sent in that moment can hang on a server
+   * that accepted the connection but will never answer. So the loop is not woken to probe: the
+   * port is knocked on every KNOCK_EVERY_MS for up to KNOCK_FOR_MS, and only a refused knock (the
+   * server is gone) wakes the loop, whose probe then sees the refusal. A server that still listens
+   * is probed at the usual pace. Only for a server on this host (a refusal elsewhere proves
+   * nothing), and at most once per KNOCK_COOLDOWN_MS.
    */
   serverDropped(): void {
     const now = this.d.clock.now();
-    if (now - this.suspectSince < SUSPECT_COOLDOWN_MS) return;
-    this.suspectSince = now;
-    this.suspectUntil = now + SUSPECT_MS;
-    if (this.wakeUp) this.wakeUp(false);
-    else this.dropPending = true;
+    if (this.knocking || now - this.knockedAt < KNOCK_COOLDOWN_MS || !isLocalEndpoint(this.d.config.mysql)) return;
+    this.knockedAt = now;
+    this.knocking = true;
+    void this.knockUntilGone(now + KNOCK_FOR_MS).finally(() => {
+      this.knocking = false;
+    });
+  }
+
+  private async knockUntilGone(until: number): Promise<void> {
+    const { clock, config, stopping } = this.d;
+    while (!stopping.aborted && clock.now() < until) {
+      if ((await knock(config.mysql, KNOCK_TIMEOUT_MS)) === 'refused') {
+        if (this.wakeUp) this.wakeUp(false);
+        else this.gonePending = true;
+        return;
+      }
+      await sleep(KNOCK_EVERY_MS, stopping);
+    }
   }
 
   async run(): Promise<void> {
@@ -95,8 +113,8 @@ export class NodeLoop {
       // After an action, probe and publish its result at once (others wait on it), but never twice in a row.
       hurried = !actFirst && acted && !hurried;
       if (hurried) continue;
-      if (this.dropPending) {
-        this.dropPending = false;
+      if (this.gonePending) {
+        this.gonePending = false;
         continue;
       }
       const wait = new AbortController();
@@ -107,22 +125,11 @@ export class NodeLoop {
       const onStop = (): void => wait.abort();
       stopping.addEventListener('abort', onStop, { once: true });
       // While an operation runs, others wait on this node's state: probe faster.
-      const pace = this.suspect() ? SUSPECT_PROBE_MS : cluster.busy ? Math.min(interval, OPERATION_PROBE_MS) : interval;
+      const pace = cluster.busy ? Math.min(interval, OPERATION_PROBE_MS) : interval;
       await sleep(Math.max(0, pace - (clock.now() - started)), wait.signal);
       stopping.removeEventListener('abort', onStop);
       this.wakeUp = null;
     }
-  }
-
-  /** A dropped connection is being followed up: the server neither answers nor is provably gone yet. */
-  private suspect(): boolean {
-    if (this.d.clock.now() >= this.suspectUntil) return false;
-    const m = this.d.monitor;
-    if (m.lastProbeAnswered || m.serverGone !== null) {
-      this.suspectUntil = -Infinity;
-      return false;
-    }
-    return true;
   }
 
   private async probe(): Promise<void> {
@@ -134,7 +141,9 @@ export class NodeLoop {
   /** Plans on the last known state; acts only after a fresh read agrees (watches are hints). */
   private async act(): Promise<boolean> {
     const { cluster, actions } = this.d;
-    if (planNodeAction(this.d.planInput()).kind === 'none') return false;
+    // A diverged node's recovery goes by what this loop's actions know of it (salvage, rejoin).
+    const input = (): NodePlanInput => ({ ...this.d.planInput(), recovery: actions.recoveryInput() });
+    if (planNodeAction(input()).kind === 'none') return false;
     // A snapshot read moments ago (it is what woke this loop) is current enough; promotion re-reads anyway.
     if (this.d.leaseLive() && cluster.age > FRESH_SNAPSHOT_MS) {
       try {
@@ -144,7 +153,7 @@ export class NodeLoop {
         return false;
       }
     }
-    const action = planNodeAction(this.d.planInput());
+    const action = planNodeAction(input());
     if (action.kind === 'none') return false;
     // Until no other live agent runs as this node, the only action is the safe one: fencing.
     if (!this.d.claimed() && action.kind !== 'fence') return false;

@@ -22,8 +22,6 @@ export class NodeMonitor {
   /** When `current` was taken (clock ms). */
   private takenAt = -Infinity;
   private down = 0;
-  /** Whether the last probe, counted or not, got an answer (up, refusing, auth_error: alive). */
-  private probeAnswered = false;
   private gone: string | null = null;
   private answered: Answered | null = null;
   /** The revision of the first publication of the current down period; null while the server answers. */
@@ -65,10 +63,6 @@ export class NodeMonitor {
   get answering(): boolean {
     return this.current?.health === 'up';
   }
-  /** The last probe got an answer from the server (it is alive), whether or not it counts yet. */
-  get lastProbeAnswered(): boolean {
-    return this.probeAnswered;
-  }
   /** Not answering, not provably gone, and last seen writable: it may still take writes. */
   get mayBeWritable(): boolean {
     return this.current?.health !== 'up' && this.gone === null && this.answered?.state.readOnly === false;
@@ -86,7 +80,6 @@ export class NodeMonitor {
   async probe(seenRevision: string): Promise<Observation> {
     const o = await this.driver.observe();
     this.takenAt = this.clock.now();
-    this.probeAnswered = o.health !== 'down';
     this.counters.probes += 1;
     this.counters.probeLatency.observe(o.probeMs);
     if (o.health === 'down') {
@@ -110,7 +103,6 @@ export class NodeMonitor {
   /** An observation taken by an action (a promotion observes the node when it is done). */
   adopt(o: Observation): void {
     this.current = o;
-    this.probeAnswered = o.health !== 'down';
     this.takenAt = this.clock.now();
   }
 
