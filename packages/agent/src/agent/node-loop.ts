@@ -142,8 +142,7 @@ export class NodeLoop {
   private async act(): Promise<boolean> {
     const { cluster, actions } = this.d;
     // A diverged node's recovery goes by what this loop's actions know of it (salvage, rejoin).
-    const input = (): NodePlanInput => ({ ...this.d.planInput(), recovery: actions.recoveryInput() });
-    if (planNodeAction(input()).kind === 'none') return false;
+    if (planNodeAction(this.d.planInput()).kind === 'none') return false;
     // A snapshot read moments ago (it is what woke this loop) is current enough; promotion re-reads anyway.
     if (this.d.leaseLive() && cluster.age > FRESH_SNAPSHOT_MS) {
       try {
@@ -153,7 +152,7 @@ export class NodeLoop {
         return false;
       }
     }
-    const action = planNodeAction(input());
+    const action = planNodeAction(this.d.planInput());
     if (action.kind === 'none') return false;
     // Until no other live agent runs as this node, the only action is the safe one: fencing.
     if (!this.d.claimed() && action.kind !== 'fence') return false;
