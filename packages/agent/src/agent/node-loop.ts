@@ -141,7 +141,6 @@ export class NodeLoop {
   /** Plans on the last known state; acts only after a fresh read agrees (watches are hints). */
   private async act(): Promise<boolean> {
     const { cluster, actions } = this.d;
-    // A diverged node's recovery goes by what this loop's actions know of it (salvage, rejoin).
     if (planNodeAction(this.d.planInput()).kind === 'none') return false;
     // A snapshot read moments ago (it is what woke this loop) is current enough; promotion re-reads anyway.
     if (this.d.leaseLive() && cluster.age > FRESH_SNAPSHOT_MS) {
