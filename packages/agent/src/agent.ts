@@ -173,11 +173,15 @@ export class Agent {
   }
 
   /**
-   * What in etcd the node loop reacts to at once: the primary, the operation under way, and, for the
-   * target of a switchover, the old primary reporting itself demoted.
+   * What in etcd the node loop reacts to at once: the primary, the operation under way, the primary's
+   * health as its own agent reports it, and, for the target of a switchover, the old primary reporting
+   * itself demoted. The primary's health is there so that a replica, whose IO thread saw the primary
+   * vanish at the same moment, probes and says so at once: the coordinator fails over only once no
+   * replica still receives from the primary, and would otherwise wait for the replicas' next probes.
    */
   private wakeKey(snap: ClusterSnapshot): string {
-    return JSON.stringify([snap.primary, snap.pendingOp, demotedBefore(snap, this.config.node)]);
+    const p = snap.primary ? snap.members.get(snap.primary.node) : undefined;
+    return JSON.stringify([snap.primary, snap.pendingOp, p?.health ?? null, p?.serverGone ?? null, demotedBefore(snap, this.config.node)]);
   }
 
   /** The node plan's input: what each part knows now. */
