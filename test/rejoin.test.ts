@@ -16,10 +16,9 @@ import { ErrorCodes, PrimacyError, SalvageManifestSchema, type SalvageManifest }
 import { ADMIN, REPL, cleanupAll, harnessDir, startMariaDb, waitFor, type MariaDbCluster, type MariaDbServer } from './harness/index.js';
 import { flashback, MANIFEST_FILE, readReseedMark, replicateFromPrimary, reseed, salvage, type ReseedProgress } from '../packages/agent/src/rejoin/index.js';
 import { sha256 } from '../packages/agent/src/rejoin/salvage.js';
+import { checksums } from './support/checksums.js';
 
 after(cleanupAll);
-
-const SYSTEM = "('mysql','information_schema','performance_schema','sys','primacy_rejoin')";
 
 function endpoint(s: MariaDbServer) {
   return { host: s.host, port: s.port, user: ADMIN.user, password: ADMIN.password };
@@ -32,18 +31,6 @@ async function one<T>(s: MariaDbServer, sql: string): Promise<T> {
 
 const binlogState = (s: MariaDbServer) => one<string>(s, 'SELECT @@GLOBAL.gtid_binlog_state');
 
-/** CHECKSUM TABLE of every user table, by name: equal maps mean equal data. */
-async function checksums(s: MariaDbServer): Promise<Record<string, string>> {
-  const tables = await s.query<{ t: string }>(
-    `SELECT CONCAT('\`', TABLE_SCHEMA, '\`.\`', TABLE_NAME, '\`') AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN ${SYSTEM} AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1`,
-  );
-  const out: Record<string, string> = {};
-  for (const { t } of tables) {
-    const [row] = await s.query<{ Checksum: unknown }>(`CHECKSUM TABLE ${t}`);
-    out[t] = String(row?.Checksum);
-  }
-  return out;
-}
 
 function sh(script: string, timeoutMs = 60_000): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@
  * would otherwise cost a write per second).
  */
 import { hostPort } from './health.js';
-import type { LastAnswer, MemberState, NodeState, Primary } from '@primacy/common';
+import type { HookRun, LastAnswer, MemberState, NodeState, Primary } from '@primacy/common';
 import type { Observation } from './node/driver.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -28,6 +28,10 @@ export interface MemberInput {
   readonly errant: string | null;
   readonly revokedEpoch: number | null;
   readonly revokedAttempt: number | null;
+  /** Hook runs not yet in their op records. */
+  readonly hooks?: readonly HookRun[];
+  readonly salvageProblem?: string | null;
+  readonly rejoin?: MemberState['rejoin'];
   readonly priority: number;
   readonly noPromote: boolean;
   readonly now: number;
@@ -55,6 +59,9 @@ export function buildMember(i: MemberInput): MemberState {
     errant: i.errant,
     revokedEpoch: i.revokedEpoch,
     revokedAttempt: i.revokedAttempt,
+    ...(i.hooks && i.hooks.length > 0 ? { hooks: [...i.hooks] } : {}),
+    salvageProblem: i.salvageProblem ?? null,
+    rejoin: i.rejoin ?? null,
     priority: i.priority,
     noPromote: i.noPromote,
     server: i.observation?.state ?? null,

@@ -2,7 +2,7 @@
  * What an agent does to its own node, decided purely from what it observes and what etcd says.
  * The agent re-reads etcd linearizably before carrying out anything but `none` (invariant 6).
  */
-import { gtidContains, gtidMissing, mariaNotReceived, mariaStateMissing, mergeGtid, parseGtid, STRICT_SEMI_SYNC_TIMEOUT_MS, withoutOrigin, type ClusterConfig, type Durability, type MemberState, type NodeState, type Primary } from '@primacy/common';
+import { gtidContains, gtidMissing, mariaNotReceived, mariaStateMissing, mergeGtid, parseGtid, STRICT_SEMI_SYNC_TIMEOUT_MS, withoutOrigin, type ClusterConfig, type Durability, type MemberState, type NodeState, type OpRecord, type Primary, type SalvageManifest } from '@primacy/common';
 
 export type NodeAction =
   | { readonly kind: 'none' }
@@ -13,6 +13,10 @@ export type NodeAction =
   | { readonly kind: 'promote'; readonly epoch: number; readonly reason: string }
   | { readonly kind: 'replicate'; readonly host: string; readonly port: number; readonly reason: string }
   | { readonly kind: 'diverged'; readonly errant: string; readonly reason: string }
+  /** Copy the diverged node's extra transactions off it before anything changes it (issue 11). */
+  | { readonly kind: 'salvage'; readonly reason: string }
+  /** Carry out the rejoin the coordinator recorded for this node (`record`: its rejoin/<node> record). */
+  | { readonly kind: 'rejoin'; readonly record: OpRecord; readonly reason: string }
   | { readonly kind: 'semi-sync'; readonly source: boolean; readonly timeoutMs: number; readonly replica: boolean; readonly reason: string };
 
 export interface NodePlanInput {
@@ -42,6 +46,23 @@ export interface NodePlanInput {
   readonly failover: { readonly epoch: number; readonly from: string; readonly revoke: boolean; readonly startedAt?: number } | null;
   /** A switchover under way: its target, which the other replicas follow before it is promoted. */
   readonly switchoverTo?: { readonly node: string; readonly host: string; readonly port: number } | null;
+  /** What a diverged node's recovery goes by; absent, a diverged node is only left alone. */
+  readonly recovery?: RecoveryInput;
+}
+
+export interface RecoveryInput {
+  /** This node's salvage manifest in etcd, if any. */
+  readonly salvage: SalvageManifest | null;
+  /** This node's last rejoin record in etcd, if any. */
+  readonly rejoin: OpRecord | null;
+  /** A salvage or rejoin runs now (in the background of the node loop). */
+  readonly busy: boolean;
+  /** The last salvage failed and is not due again yet. */
+  readonly salvageHeld: boolean;
+  /** The `startedAt` of the rejoin record this agent already carried out (done or failed); null when none. */
+  readonly carriedOut: number | null;
+  /** A rejoin of this node failed under this agent: its data may be half-changed, so it is not salvaged again. */
+  readonly failed: boolean;
 }
 
 const NONE: NodeAction = { kind: 'none' };
@@ -80,7 +101,7 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
       ? { kind: 'revoke', epoch: f.epoch, reason: `failover of ${f.from} (epoch ${f.epoch}): stop receiving from it` }
       : NONE;
   }
-  if (i.diverged) return NONE;
+  if (i.diverged) return recoveryAction(i, s, p);
   if (pointed && r.ioState !== 'stopped') return p.state === 'ready' ? semiSyncDrift(s, i, false) : NONE;
   if (pointed && r.lastSqlError !== '') return NONE; // a broken applier needs an operator, not a restart loop
   // Checked before every (re)start, so a node that diverged never replicates silently.
@@ -96,6 +117,26 @@ export function planNodeAction(i: NodePlanInput): NodeAction {
         ? `${p.node} is the primary of epoch ${p.epoch}`
         : `${source.node} is the target of a switchover away from ${p.node} (epoch ${p.epoch})`,
   };
+}
+
+/**
+ * A diverged node (already fenced: it is not the primary) is salvaged first, whenever its binlog is
+ * not the one its manifest describes; then it carries out a rejoin only when the coordinator recorded
+ * one for it, for this epoch and this salvage, while the primary is ready and nothing else runs.
+ */
+export function recoveryAction(i: NodePlanInput, s: NodeState, p: Primary): NodeAction {
+  const r = i.recovery;
+  if (!r || r.busy) return NONE;
+  const m = r.salvage;
+  const current = m !== null && s.gtid.binlogState !== undefined && m.nodeState === s.gtid.binlogState;
+  if (!current) {
+    if (r.failed || r.salvageHeld || !s.readOnly) return NONE;
+    return { kind: 'salvage', reason: m === null ? 'this node diverged and has no salvage yet' : `its binlog (${s.gtid.binlogState ?? '?'}) moved past its salvage (${m.nodeState})` };
+  }
+  const op = r.rejoin;
+  if (!op?.rejoin || op.kind !== 'rejoin' || op.outcome !== 'running' || op.rejoin.node !== i.self) return NONE;
+  if (op.startedAt === r.carriedOut || op.rejoin.salvageAt !== m.at || op.epoch !== p.epoch || p.state !== 'ready') return NONE;
+  return { kind: 'rejoin', record: op, reason: `the coordinator started a rejoin by ${op.rejoin.method}: ${op.rejoin.allowed}` };
 }
 
 /** The fence this node needs now, if any: the agent may not, or no longer, let it take writes. */

@@ -9,6 +9,7 @@ import { usageError } from './errors.js';
 
 export const DEFAULT_ETCD = 'http://127.0.0.1:2379';
 export const DEFAULT_TIMEOUT_MS = 60_000;
+export const REJOIN_TIMEOUT_MS = 600_000;
 /** `primacy web` listens on loopback unless told otherwise. */
 export const DEFAULT_WEB_HOST = '127.0.0.1';
 
@@ -54,6 +55,8 @@ export type Invocation =
   /** `mode` null: show the cluster's durability; else set it. */
   | { readonly command: 'durability'; readonly target: Target; readonly mode: Durability | null }
   | { readonly command: 'switchover' | 'failover'; readonly target: Target; readonly request: RequestOptions }
+  /** `method` null: the cluster's rejoin policy decides. */
+  | { readonly command: 'rejoin'; readonly target: Target; readonly node: string; readonly method: RejoinRequestMethod | null; readonly dryRun: boolean; readonly yes: boolean; readonly wait: boolean; readonly timeoutMs: number }
   | { readonly command: 'sandbox'; readonly args: readonly string[] }
   /** `config generate PLAN --out DIR`: files from a plan; no etcd involved. */
   | { readonly command: 'config'; readonly input: string; readonly out: string; readonly force: boolean }
@@ -68,6 +71,8 @@ export type Invocation =
   | { readonly command: 'which-primary'; readonly target: Target }
   /** `cluster` null: every cluster under the root. Port 0: any free port. */
   | { readonly command: 'web'; readonly where: EtcdWhere; readonly cluster: string | null; readonly host: string; readonly port: number; readonly allowActions: boolean };
+
+export type RejoinRequestMethod = 'flashback' | 'reseed' | 'script';
 
 export interface RequestOptions {
   readonly to: string | null;
@@ -119,6 +124,7 @@ export const COMMANDS = {
   switchover: { options: REQUEST_OPTIONS, positionals: 0 },
   failover: { options: { ...REQUEST_OPTIONS, force: { type: 'boolean' }, unfenced: { type: 'boolean' } }, positionals: 0 },
   durability: { options: {}, positionals: 1 },
+  rejoin: { options: { method: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'no-wait': { type: 'boolean' }, timeout: { type: 'string' }, yes: { type: 'boolean' } }, positionals: 1 },
   sandbox: { options: {}, positionals: Infinity },
   config: { options: { out: { type: 'string' }, force: { type: 'boolean' } }, positionals: 2 },
   web: { options: { port: { type: 'string' }, host: { type: 'string' }, 'allow-actions': { type: 'boolean' } }, positionals: 0 },
@@ -224,6 +230,16 @@ export function parseInvocation(argv: readonly string[], env: Env): Invocation {
     }
     case 'which-primary':
       return { command: 'which-primary', target };
+    case 'rejoin': {
+      const node = positionals[0];
+      if (node === undefined) throw usageError('rejoin needs the NODE to rejoin');
+      if (!isValidName(node)) throw usageError(`bad node "${node}": not a node name`);
+      const method = flag('method');
+      if (method !== undefined && method !== 'flashback' && method !== 'reseed' && method !== 'script') throw usageError(`bad --method "${method}": expected flashback, reseed or script`);
+      const timeout = flag('timeout');
+      // A reseed takes long: the default wait is longer than a failover's.
+      return { command: 'rejoin', target, node, method: method ?? null, dryRun: bool('dry-run'), yes: bool('yes'), wait: !bool('no-wait'), timeoutMs: timeout === undefined ? REJOIN_TIMEOUT_MS : parseTimeout(timeout) };
+    }
     case 'switchover':
     case 'failover': {
       const to = flag('to');

@@ -10,6 +10,7 @@ import {
   OpRecordSchema,
   PrimarySchema,
   RequestSchema,
+  SalvageManifestSchema,
   decodeValue,
   keyName,
   type ClusterConfig,
@@ -19,6 +20,7 @@ import {
   type OpRecord,
   type OperatorRequest,
   type Primary,
+  type SalvageManifest,
 } from '@primacy/common';
 
 export interface RawKv {
@@ -43,6 +45,9 @@ export interface RawCluster {
   /** The newest `ops/` key. */
   readonly lastOp: RawKv | null;
   readonly requests: readonly RawKv[];
+  /** salvage/ and rejoin/: absent in reads made before they existed. */
+  readonly salvages?: readonly RawKv[];
+  readonly rejoins?: readonly RawKv[];
 }
 
 export interface ClusterView {
@@ -66,6 +71,9 @@ export interface ClusterView {
   readonly coordinator: string | null;
   readonly lastOp: OpRecord | null;
   readonly requests: ReadonlyMap<string, OperatorRequest>;
+  /** Diverged nodes' salvage manifests, and the last rejoin record of each node, by node. */
+  readonly salvages: ReadonlyMap<string, SalvageManifest>;
+  readonly rejoins: ReadonlyMap<string, OpRecord>;
   /** One line per malformed value that was skipped. */
   readonly warnings: readonly string[];
 }
@@ -114,6 +122,8 @@ export function decodeCluster(cluster: string, keys: ClusterKeys, raw: RawCluste
     coordinator: raw.election[0]?.value ?? null,
     lastOp: d.decode(OpRecordSchema, raw.lastOp),
     requests: d.decodeAll(RequestSchema, keys.requestsPrefix, raw.requests),
+    salvages: d.decodeAll(SalvageManifestSchema, keys.salvagePrefix, raw.salvages ?? []),
+    rejoins: d.decodeAll(OpRecordSchema, keys.rejoinPrefix, raw.rejoins ?? []),
     warnings: d.warnings,
   };
 }

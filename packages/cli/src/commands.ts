@@ -16,6 +16,7 @@ import { renderExplain } from './explain.js';
 import { historyModel, renderHistory } from './history.js';
 import { styleFor, writeLines, type Io } from './io.js';
 import { buildRequest, checkRequest, confirmUnfenced, newRequestId, requestConfirmation, requestQuestion, waitForAnswer, type RequestKind } from './request.js';
+import { explainRecovery, rejoin } from './rejoin.js';
 import { renderStatus, statusModel } from './status.js';
 import { renderTopology } from './topology.js';
 
@@ -48,6 +49,8 @@ export async function runClusterCommand(inv: ClusterInvocation, io: Io): Promise
       case 'switchover':
       case 'failover':
         return await request(client, inv.command, inv.request, io);
+      case 'rejoin':
+        return await rejoin(client, inv, operatorName(io.env), io);
       case 'show-config':
         return await showConfig(client, inv.json, io);
       case 'edit-config':
@@ -167,7 +170,7 @@ async function explain(client: ClusterClient, epoch: number | null, asJson: bool
   }
   const model = { version: 1 as const, cluster: view.cluster, op, warnings: [] };
   if (asJson) json(io, model);
-  else writeLines(io.stdout, renderExplain(model, Date.now(), styleFor(io)));
+  else writeLines(io.stdout, [...renderExplain(model, Date.now(), styleFor(io)), ...explainRecovery(view, op)]);
   return ExitCode.OK;
 }
 

@@ -66,7 +66,7 @@ describe('the edited config', () => {
       [{ maxLagMs: -5 }, '--set: maxLagMs: Too small: expected number to be >0; nothing was written'],
       [{ durability: 'sync' }, '--set: durability: Invalid option: expected one of "async"|"semi-sync"|"strict"; nothing was written'],
       [{ nodes: { db1: { noPromot: true } } }, '--set: unknown field nodes.db1.noPromot (known: priority, noPromote, maintenance); nothing was written'],
-      [{ pasued: true }, '--set: unknown field pasued (known: paused, maxLagMs, antiFlapMs, durability, nodes); nothing was written'],
+      [{ pasued: true }, '--set: unknown field pasued (known: paused, maxLagMs, antiFlapMs, durability, nodes, rejoin, restartUnsafe); nothing was written'],
       [{ nodes: { 'a b': { priority: 1 } } }, '--set: nodes.a b: not a node name (letters, digits, ".", "_" and "-"); nothing was written'],
     ];
     for (const [doc, message] of cases) assert.deepEqual(fails(() => checkConfig(doc, {}, '--set')), [ExitCode.USAGE, message], JSON.stringify(doc));

@@ -101,6 +101,8 @@ export class ClusterClient {
       rangeOp({ key: k.opsPrefix, prefix: true, sort: 'Key', order: 'Descend', limit: 1 }),
       rangeOp({ key: k.requestsPrefix, prefix: true }),
       rangeOp({ key: k.durability }),
+      rangeOp({ key: k.salvagePrefix, prefix: true }),
+      rangeOp({ key: k.rejoinPrefix, prefix: true }),
     ];
     const res = await this.call(() => this.client.if(k.epoch, 'Version', '>', 0).then(...ops).else(...ops).commit());
     const r = (i: number): IKeyValue[] => (res.responses[i] as IResponseOp | undefined)?.response_range?.kvs ?? [];
@@ -119,6 +121,8 @@ export class ClusterClient {
       lastOp: one(6),
       requests: r(7).map(rawKv),
       durability: one(8),
+      salvages: r(9).map(rawKv),
+      rejoins: r(10).map(rawKv),
     };
   }
 
@@ -247,7 +251,7 @@ export class ClusterClient {
           if (key === k.primary) {
             const r = decodeValue(PrimarySchema, key, value);
             if (r) onEvent(r.ok ? { kind: 'primary', primary: r.value } : { kind: 'warning', message: r.error.message });
-          } else if (key.startsWith(k.opsPrefix)) {
+          } else if (key.startsWith(k.opsPrefix) || key.startsWith(k.rejoinPrefix)) {
             const r = decodeValue(OpRecordSchema, key, value);
             if (r) onEvent(r.ok ? { kind: 'op', op: r.value } : { kind: 'warning', message: r.error.message });
           }

@@ -1,11 +1,11 @@
 /**
  * `primacy explain [EPOCH]`: one op record told in plain words: what triggered it, what proved the
  * old primary fenced and what it promised about acknowledged writes, the candidates and their
- * received positions, why the chosen one won and each other did not, and every step with its
- * duration. Pure.
+ * received positions, why the chosen one won and each other did not, every step with its
+ * duration, and every hook run with its exit status and output. Pure.
  */
 import type { DurabilityRecord, OpRecord } from '@primacy/common';
-import { fields, formatAge, formatDuration, formatTime, table } from './format.js';
+import { fields, formatAge, formatDuration, formatTime, oneLine, table } from './format.js';
 import type { Style } from './io.js';
 import { describeRecord } from './durability.js';
 import { failoverWait } from './status.js';
@@ -62,6 +62,21 @@ export function describeOpDurability(d: DurabilityRecord | null, op: OpRecord, s
   return [line, style.yellow(`  writes acknowledged since ${formatTime(d.since)} may exist only on the old primary ${d.node}`)];
 }
 
+/** Every hook run for the operation: where it ran and as what, how it ended, when, and the tail of its output. */
+export function describeHooks(op: OpRecord, style: Style): string[] {
+  const runs = op.hooks ?? [];
+  if (runs.length === 0) return [];
+  const rows = runs.map((h) => [
+    h.name,
+    `${h.node} (${h.role})`,
+    h.exitCode === 0 && !h.timedOut ? h.outcome : style.red(h.outcome),
+    formatDuration(h.ms),
+    `${h.startedAt < op.startedAt ? '-' : '+'}${formatDuration(Math.abs(h.startedAt - op.startedAt))}`,
+    oneLine(h.outputTail, 160) || '-',
+  ]);
+  return ['', style.bold('hooks'), ...table(['HOOK', 'RAN ON', 'OUTCOME', 'DURATION', 'AT', 'OUTPUT'], rows).map((l) => `  ${l}`)];
+}
+
 export function renderExplain(e: ExplainJson, now: number, style: Style): string[] {
   const op = e.op;
   const outcome = op.outcome === 'done' ? style.green(op.outcome) : op.outcome === 'running' ? style.yellow(op.outcome) : style.red(op.outcome);
@@ -115,6 +130,7 @@ export function renderExplain(e: ExplainJson, now: number, style: Style): string
     ]);
     lines.push(...table(['STEP', 'OUTCOME', 'DURATION', 'AT', 'DETAIL'], rows).map((l) => `  ${l}`));
   }
+  lines.push(...describeHooks(op, style));
   lines.push('', style.bold('outcome'), `  ${outcome}: ${op.reason || '(no reason recorded)'}`);
   return [...lines, ...e.warnings.map((w) => style.yellow(`warning: ${w}`))];
 }

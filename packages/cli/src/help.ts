@@ -38,6 +38,8 @@ Commands:
                                    ask the coordinator to promote NODE
   failover --to NODE --unfenced [--yes]
                                    let a failover that waits for a fencing proof go on
+  rejoin NODE [--method M] [--dry-run] [--yes]
+                                   rejoin a diverged node (flashback, reseed or script)
   sandbox up|status|kill|start|down
                                    a local throw-away cluster to try Primacy on
   config generate PLAN --out DIR   agent configs, systemd unit, HAProxy and Kubernetes files
@@ -138,6 +140,20 @@ recorded it. With one, sets durability in the config, keeping its other fields; 
               replication when none comes within the timeout
   strict      never falls back: commits wait for an acknowledgement, however long; then a
               revoke of the replicas proves a failed primary fenced`,
+  rejoin: `usage: primacy rejoin NODE [--method flashback|reseed|script] [--dry-run] [--yes] [--no-wait] [--timeout S]
+
+Asks the coordinator to rejoin NODE, a node that diverged (it has transactions the primary lacks)
+and whose agent has salvaged them (copied off, under salvage/NODE in etcd). Its agent carries the
+rejoin out; the command prints each step until the record under rejoin/NODE says done.
+
+  --method M    flashback (undo the extra row events; by default only when semi-sync was in sync at
+                the failover), reseed (copy a healthy replica), or script (the agent's rejoin.script);
+                default: the cluster's rejoin.method
+  --dry-run     print what would be salvaged, undone or copied, and why the method is allowed or
+                refused; nothing is written
+  --yes         go ahead without being asked (required when stdin is not a terminal)
+  --no-wait     print the request id and return at once
+  --timeout S   how long to wait, in seconds (default 600)`,
   switchover: `usage: primacy switchover [--to NODE] [--yes] [--no-wait] [--timeout S]
 
 Asks the coordinator to move the primary to NODE (or to the replica it chooses), then waits for the

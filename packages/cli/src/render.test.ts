@@ -114,7 +114,8 @@ describe('status', () => {
     const lines = renderStatus(s, T0, PLAIN);
     assert.equal(lines[1], 'primary      none');
     assert.ok(lines.includes('db1: server down: connect ECONNREFUSED'), lines.join('\n'));
-    assert.ok(lines.includes('db3: diverged: errant transactions 0-3-7; kept out of rotation'));
+    // Its salvage and the rejoin policy that applies come with it.
+    assert.ok(lines.includes('db3: diverged: errant transactions 0-3-7; kept out of rotation; not salvaged yet; rejoin policy: none'), lines.join('\n'));
     assert.ok(lines.includes('db4: replication from 127.0.0.1:3302: IO connecting (error reconnecting to master), SQL running'));
     assert.ok(!lines.includes('* the primary named in etcd'));
   });

@@ -91,7 +91,7 @@ export type WaitEvent =
 
 export interface WaitState {
   readonly requestId: string;
-  readonly kind: RequestKind;
+  readonly kind: RequestKind | 'rejoin';
   /** The primary's epoch when the request was written: the answer is in a later epoch. */
   readonly afterEpoch: number;
   readonly taken: boolean;
@@ -106,7 +106,7 @@ export interface WaitResult {
   readonly line: string;
 }
 
-export function initialWait(requestId: string, kind: RequestKind, afterEpoch: number): WaitState {
+export function initialWait(requestId: string, kind: RequestKind | 'rejoin', afterEpoch: number): WaitState {
   return { requestId, kind, afterEpoch, taken: false, op: null, printed: [], lastPrimary: null };
 }
 
@@ -155,6 +155,7 @@ export function advanceWait(state: WaitState, event: WaitEvent): { state: WaitSt
         case 'running':
           return { state: next, lines, result: null };
         case 'done':
+          if (op.kind === 'rejoin') return { state: next, lines, result: { code: ExitCode.OK, line: `done: ${op.rejoin?.node ?? op.from ?? '?'} rejoined by ${op.rejoin?.method ?? '?'} and replicates from ${op.to ?? '?'}${took}` } };
           return { state: next, lines, result: { code: ExitCode.OK, line: `done: ${op.to ?? '?'} is the primary (epoch ${op.epoch})${took}` } };
         case 'aborted':
         case 'refused':
@@ -175,7 +176,7 @@ export interface OpFeed {
 
 export interface WaitOptions {
   readonly requestId: string;
-  readonly kind: RequestKind;
+  readonly kind: RequestKind | 'rejoin';
   readonly afterEpoch: number;
   readonly timeoutMs: number;
   readonly print: (line: string) => void;

@@ -2,8 +2,10 @@
  * `primacy status`: the cluster as one model (also the `--json` output, schema version 1 in
  * docs/cli.md) and its rendering as a header and an aligned table. Pure: a view and a time in, lines out.
  */
-import { isInMaintenance, type ClusterConfig, type Durability, type DurabilityRecord, type FenceProofKind, type Health, type MemberState, type OpRecord, type ReplicationState, type SemiSyncState } from '@primacy/common';
+import { rejoinPolicy } from '@primacy/agent';
+import { isInMaintenance, type ClusterConfig, type Durability, type DurabilityRecord, type FenceProofKind, type Health, type MemberState, type OpRecord, type RejoinPolicy, type ReplicationState, type SemiSyncState } from '@primacy/common';
 import { knownNodes, type ClusterView } from './cluster.js';
+import { recoveryNote } from './rejoin.js';
 import { fields, formatAge, formatDuration, formatTime, table } from './format.js';
 import type { Style } from './io.js';
 
@@ -32,6 +34,8 @@ export interface NodeStatus {
   readonly replication: Omit<ReplicationState, 'autoPosition' | 'secondsBehind'> | null;
   readonly semiSync: Omit<SemiSyncState, 'sourceClients'> | null;
   readonly errant: string | null;
+  /** A diverged node's salvage, the rejoin policy that applies, and its last rejoin, in one line. */
+  readonly recovery?: string | null;
   readonly agentVersion: string | null;
   readonly serverVersion: string | null;
   readonly updatedAt: number | null;
@@ -76,6 +80,10 @@ export interface StatusJson {
   readonly lastOp: OpSummary | null;
   /** The last op, when it is a failover waiting for a fencing proof. */
   readonly failoverWaits: FailoverWait | null;
+  /** How diverged nodes rejoin (the config's rejoin policy; method none by default). */
+  readonly rejoin?: RejoinPolicy;
+  /** After the whole cluster was down, the first node back is promoted even without proof it holds everything. */
+  readonly restartUnsafe?: boolean;
   readonly durability: {
     /** The config key's; null: each agent's own replication.semiSync. */
     readonly configured: Durability | null;
@@ -170,7 +178,9 @@ export function statusModel(view: ClusterView, readAt: number): StatusJson {
     durability: { configured: view.config.durability ?? null, record: view.durability },
     requests: [...view.requests].map(([id, r]) => ({ id, kind: r.kind, to: r.to, force: r.force, requestedAt: r.requestedAt, by: r.by })),
     maintenance: inMaintenance(view.config),
-    nodes: knownNodes(view).map((n) => nodeStatus(n, view.members.get(n), p?.node === n)),
+    rejoin: rejoinPolicy(view),
+    restartUnsafe: view.config.restartUnsafe === true,
+    nodes: knownNodes(view).map((n) => ({ ...nodeStatus(n, view.members.get(n), p?.node === n), recovery: recoveryNote(view, n) })),
     warnings: view.warnings,
   };
 }
@@ -267,6 +277,8 @@ export function renderStatus(s: StatusJson, now: number, style: Style): string[]
     ],
     ['last op', s.lastOp ? describeOp(s.lastOp, now, style) : 'none'],
     ['durability', describeDurability(s.durability, p, now, style)],
+    ...(s.rejoin && s.rejoin.method !== 'none' ? [['rejoin', `diverged nodes rejoin by ${s.rejoin.method}${s.rejoin.allowUnacknowledgedFlashback ? ', flashback even of acknowledged writes' : ''}`] as [string, string]] : []),
+    ...(s.restartUnsafe ? [['restart', style.yellow('restartUnsafe: after the whole cluster was down, the first node back is promoted, even if writes are lost')] as [string, string]] : []),
   ];
   if (s.maintenance.length > 0) header.push(['maintenance', style.yellow(`${s.maintenance.join(', ')}: never ${s.maintenance.length === 1 ? 'a candidate; its' : 'candidates; their'} absence blocks no failover`)]);
   for (const r of s.requests) {
@@ -305,6 +317,7 @@ export function nodeNote(n: NodeStatus): string | null {
   const parts = [explainCondition(n)];
   if (n.fencedFor !== null && n.state !== 'fenced') parts.push(`fenced for the failover to epoch ${n.fencedFor}`);
   if (n.serverGone !== null) parts.push(`its agent knows the server is gone: ${n.serverGone}`);
+  if (n.recovery) parts.push(n.recovery);
   const said = parts.filter((p): p is string => p !== null);
   return said.length === 0 ? null : said.join('; ');
 }

@@ -117,3 +117,13 @@ test('mysql.pidFile resolves against the config file, and fencing has its defaul
   assert.equal(withCommand.fencing.timeoutMs, 3000);
   assert.throws(() => loadAgentConfig(write('fence-bad.yaml', `${minimal}fencing:\n  command: ''\n`), { REPL_PW: 'rpw' }), (e: ConfigError) => /fencing\.command/.test(e.message));
 });
+
+test('hooks: none by default, a 10 s bound; a misspelt hook or an empty command is refused with its path', () => {
+  const c = loadAgentConfig(write('no-hooks.yaml', minimal), { REPL_PW: 'rpw' });
+  assert.deepEqual({ ...c.hooks }, { timeoutMs: 10_000 });
+  const h = loadAgentConfig(write('hooks.yaml', `${minimal}hooks:\n  preFailover: /etc/primacy/notify\n  postFailover: /etc/primacy/vip up\n  postUnsuccessfulFailover: /etc/primacy/page\n  timeoutMs: 2000\n`), { REPL_PW: 'rpw' });
+  assert.deepEqual([h.hooks.preFailover, h.hooks.postFailover, h.hooks.postUnsuccessfulFailover, h.hooks.preSwitchover, h.hooks.timeoutMs], ['/etc/primacy/notify', '/etc/primacy/vip up', '/etc/primacy/page', undefined, 2000]);
+  rejects(`${minimal}hooks:\n  preFailvoer: x\n`, /hooks: Unrecognized key: "preFailvoer"|hooks.*preFailvoer/);
+  rejects(`${minimal}hooks:\n  postSwitchover: ''\n`, /hooks\.postSwitchover/);
+  rejects(`${minimal}hooks:\n  timeoutMs: 0\n`, /hooks\.timeoutMs/);
+});

@@ -93,6 +93,34 @@ const FencingSchema = z.strictObject({
   retryMs: ms.default(5_000),
 });
 
+/**
+ * Crash recovery on this node (issue 11): where the salvage of a diverged node goes (relative to the
+ * config file's folder), and the operator's rejoin script for the `script` method. The script lives
+ * here rather than in etcd, so that etcd write access is not a way to run commands on database hosts.
+ */
+const RejoinSchema = z.strictObject({
+  crashDir: z.string().min(1).default('crash'),
+  script: z.string().min(1).optional(),
+  scriptTimeoutMs: ms.default(600_000),
+  /** Bounds a salvage, a flashback and a reseed each. */
+  timeoutMs: ms.default(3_600_000),
+});
+
+/**
+ * The operator's hooks: shell commands (`sh -c`) run around a failover or switchover, each killed
+ * (its whole process group) after `timeoutMs`. Only a failing pre-switchover hook changes anything:
+ * it aborts the switchover. Nothing waits for a pre-failover hook.
+ */
+const command = z.string().min(1);
+const HooksSchema = z.strictObject({
+  preFailover: command.optional(),
+  postFailover: command.optional(),
+  preSwitchover: command.optional(),
+  postSwitchover: command.optional(),
+  postUnsuccessfulFailover: command.optional(),
+  timeoutMs: ms.default(10_000),
+});
+
 const PromotionSchema = z.strictObject({
   priority: z.number().default(0),
   noPromote: z.boolean().default(false),
@@ -115,6 +143,8 @@ export const AgentConfigSchema = z.strictObject({
   timings: TimingsSchema.default(TimingsSchema.parse({})),
   promotion: PromotionSchema.default({ priority: 0, noPromote: false }),
   fencing: FencingSchema.default({ timeoutMs: 10_000, retryMs: 5_000 }),
+  hooks: HooksSchema.default({ timeoutMs: 10_000 }),
+  rejoin: RejoinSchema.default(RejoinSchema.parse({})),
   /** The node to make primary when the cluster has none yet. */
   bootstrap: z.strictObject({ primary: name.optional() }).default({}),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info') }).default({ level: 'info' }),
@@ -250,7 +280,8 @@ export function compileAgentConfig(doc: unknown, options: { source?: string; env
   };
   // Like the TLS files, relative to the config file's folder; it need not exist while mysqld is stopped.
   const mysql = c.mysql.pidFile === undefined ? c.mysql : { ...c.mysql, pidFile: resolve(baseDir, c.mysql.pidFile) };
-  return deepFreeze({ ...c, etcd: { ...c.etcd, tls }, mysql, secrets, source });
+  const rejoin = { ...c.rejoin, crashDir: resolve(baseDir, c.rejoin.crashDir) };
+  return deepFreeze({ ...c, etcd: { ...c.etcd, tls }, mysql, rejoin, secrets, source });
 }
 
 /** Reads and validates the agent's YAML config file. Throws ConfigError with one line naming the field. */

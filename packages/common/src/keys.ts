@@ -34,6 +34,14 @@ export interface ClusterKeys {
   request(id: string): string;
   readonly clientsPrefix: string;
   client(id: string): string;
+  /** A diverged node's salvage manifest, written by its agent with no lease: it outlives the agent. */
+  readonly salvagePrefix: string;
+  salvage(node: string): string;
+  /** The coordinator's record (an OpRecord of kind rejoin) of the last rejoin of a node. */
+  readonly rejoinPrefix: string;
+  rejoin(node: string): string;
+  /** The coordinator's record of every node's last published positions (LastSeenRecord). */
+  readonly lastSeen: string;
 }
 
 export function clusterKeys(cluster: string, root: string = DEFAULT_ROOT): ClusterKeys {
@@ -55,6 +63,11 @@ export function clusterKeys(cluster: string, root: string = DEFAULT_ROOT): Clust
     request: (id: string) => `${prefix}requests/${id}`,
     clientsPrefix: `${prefix}clients/`,
     client: (id: string) => `${prefix}clients/${id}`,
+    salvagePrefix: `${prefix}salvage/`,
+    salvage: (node: string) => `${prefix}salvage/${node}`,
+    rejoinPrefix: `${prefix}rejoin/`,
+    rejoin: (node: string) => `${prefix}rejoin/${node}`,
+    lastSeen: `${prefix}last-seen`,
   });
 }
 

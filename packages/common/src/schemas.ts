@@ -80,6 +80,32 @@ export type NodeState = z.infer<typeof NodeStateSchema>;
 export const LastAnswerSchema = z.object({ executed: z.string(), received: z.string(), seenRevision: z.string() });
 export type LastAnswer = z.infer<typeof LastAnswerSchema>;
 
+/** The operator's commands run around a failover or switchover (the agent config's `hooks`). */
+export const HookNameSchema = z.enum(['pre-failover', 'post-failover', 'pre-switchover', 'post-switchover', 'post-unsuccessful-failover']);
+export type HookName = z.infer<typeof HookNameSchema>;
+
+/**
+ * One run of a hook: by which agent (`node`), as what (`role`: the coordinator, or the new primary's
+ * own agent), for which operation (`epoch` and the record's `startedAt`), and how it ended.
+ */
+export const HookRunSchema = z.object({
+  name: HookNameSchema,
+  node: z.string(),
+  role: z.enum(['coordinator', 'new-primary']),
+  epoch: z.number().int(),
+  opStartedAt: z.number(),
+  startedAt: z.number(),
+  ms: z.number(),
+  /** Null when it was killed at its bound or could not start. */
+  exitCode: z.number().int().nullable(),
+  timedOut: z.boolean(),
+  /** `exit 0`, `exit 3`, `killed after 10000 ms`, `could not start: …` */
+  outcome: z.string(),
+  /** The last lines of its stdout and stderr together. */
+  outputTail: z.string(),
+});
+export type HookRun = z.infer<typeof HookRunSchema>;
+
 export const MemberStateSchema = z.object({
   node: z.string(),
   cluster: z.string(),
@@ -129,6 +155,15 @@ export const MemberStateSchema = z.object({
    * was already down then, and has answered no probe since.
    */
   downSinceRevision: z.string().nullable().default(null),
+  /** Why the agent could not salvage its diverged node (one line); null when it did or had no need to. */
+  salvageProblem: z.string().nullable().optional(),
+  /** The agent's progress through the rejoin the coordinator started for its node (the record's `startedAt`). */
+  rejoin: z
+    .object({ startedAt: z.number(), step: z.string(), outcome: z.enum(['running', 'done', 'failed']), detail: z.string() })
+    .nullable()
+    .optional(),
+  /** This agent's last hook runs, until the coordinator copies them into their op records. */
+  hooks: z.array(HookRunSchema).optional(),
 });
 export type MemberState = z.infer<typeof MemberStateSchema>;
 
@@ -248,6 +283,25 @@ export const OpRecordSchema = z.object({
   proof: FenceProofSchema.nullable().default(null),
   /** The old primary's semi-sync state as last recorded before this operation, and what it means for lost writes. */
   durability: DurabilityRecordSchema.nullable().default(null),
+  /** Where the old primary's server was (the primary key's address when the operation began): its hooks get it. */
+  fromAddress: z.object({ host: z.string(), port: z.number().int() }).nullable().optional(),
+  /** Every hook run for this operation, on the coordinator and on the new primary's agent (absent: none). */
+  hooks: z.array(HookRunSchema).optional(),
+  /** A rejoin's plan (kind `rejoin`): the node, the method, why it is allowed, the salvage it relies on. */
+  rejoin: z
+    .object({
+      node: z.string(),
+      method: z.enum(['flashback', 'reseed', 'script']),
+      allowed: z.string(),
+      /** The salvage manifest's `at`: one automatic rejoin per salvage. */
+      salvageAt: z.number(),
+      salvageFolder: z.string(),
+      gtids: z.string(),
+      /** A reseed's source. */
+      source: z.object({ node: z.string(), host: z.string(), port: z.number().int() }).nullable(),
+    })
+    .nullable()
+    .optional(),
   /** The members as the coordinator saw them when it decided. */
   members: z.record(
     z.string(),
@@ -276,6 +330,23 @@ const NodeSettingsShape = {
   maintenance: z.boolean().optional(),
 };
 
+export const RejoinMethodSchema = z.enum(['flashback', 'reseed', 'script', 'none']);
+export type RejoinMethod = z.infer<typeof RejoinMethodSchema>;
+
+/**
+ * How a diverged node (transactions the primary lacks) rejoins, after its agent salvaged them:
+ * `none` keeps it out of rotation. Flashback undoes only writes never acknowledged (semi-sync in sync
+ * at the failover) unless `allowUnacknowledgedFlashback`; a script runs the agent's `rejoin.script`.
+ */
+const RejoinPolicyShape = {
+  method: RejoinMethodSchema.default('none'),
+  allowUnacknowledgedFlashback: z.boolean().default(false),
+  /** A reseed's source; by default a healthy replica, else the primary. */
+  reseedFrom: z.string().optional(),
+};
+export const RejoinPolicySchema = z.object(RejoinPolicyShape);
+export type RejoinPolicy = z.infer<typeof RejoinPolicySchema>;
+
 const ClusterConfigShape = {
   paused: z.boolean().default(false),
   maxLagMs: z.number().int().positive().optional(),
@@ -288,6 +359,13 @@ const ClusterConfigShape = {
 export const ClusterConfigSchema = z.object({
   ...ClusterConfigShape,
   nodes: z.record(z.string(), z.object(NodeSettingsShape)).default({}),
+  rejoin: RejoinPolicySchema.optional(),
+  /**
+   * After the whole cluster was down, promote the first node back even without proof that it holds
+   * everything (the last primary, or a node containing everyone's last published position); the
+   * failover record then says writes may have been lost.
+   */
+  restartUnsafe: z.boolean().optional(),
 });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
 
@@ -298,6 +376,8 @@ export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
 export const ClusterConfigStrictSchema = z.strictObject({
   ...ClusterConfigShape,
   nodes: z.record(z.string(), z.strictObject(NodeSettingsShape)).default({}),
+  rejoin: z.strictObject(RejoinPolicyShape).optional(),
+  restartUnsafe: z.boolean().optional(),
 });
 
 /** A node the config puts in maintenance: never a candidate, and its absence blocks no failover. */
@@ -314,6 +394,8 @@ export const RequestSchema = z.object({
    * fencing proof it cannot get. Recorded as the proof `operator`.
    */
   unfenced: z.boolean().default(false),
+  /** A rejoin's method, overriding the cluster's policy (`to` names the node to rejoin). */
+  method: z.enum(['flashback', 'reseed', 'script']).optional(),
   requestedAt: z.number(),
   by: z.string(),
 });
@@ -357,6 +439,17 @@ export const SalvageManifestSchema = z.object({
   files: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
 });
 export type SalvageManifest = z.infer<typeof SalvageManifestSchema>;
+
+/**
+ * `last-seen`, written by the coordinator: each node's last published positions as it saw them. It
+ * outlives the member keys (which go with their agents' leases), so that after the whole cluster was
+ * down the coordinator knows what everyone had.
+ */
+export const LastSeenRecordSchema = z.object({
+  at: z.number(),
+  nodes: z.record(z.string(), z.object({ flavor: FlavorSchema, executed: z.string(), received: z.string(), at: z.number() })),
+});
+export type LastSeenRecord = z.infer<typeof LastSeenRecordSchema>;
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: EtcdValueError };
 

@@ -4,15 +4,17 @@
  * back) and for which failover, whether it found the node diverged, which failover attempt it revoked
  * for, and the last failures, so that a failing action is logged once, not on every loop.
  */
-import { describeError, gtidContains, parseGtid, type AgentConfig, type NodeState } from '@primacy/common';
+import { describeError, gtidContains, parseGtid, type AgentConfig, type HookRun, type MemberState, type NodeState } from '@primacy/common';
 import { sleep, type Clock } from '../clock.js';
 import type { ClusterSnapshot, ClusterStore } from '../etcd/store.js';
 import { demoteNode, fenceNode, StrictWaitError } from '../fencing.js';
 import type { Logger } from '../log.js';
 import type { NodeDriver } from '../node/driver.js';
 import { readPid } from '../node/gone.js';
-import { revokedFor, sourceTimeoutFor, type NodeAction, type NodePlanInput } from '../plan.js';
+import { revokedFor, sourceTimeoutFor, type NodeAction, type NodePlanInput, type RecoveryInput } from '../plan.js';
+import { Recovery } from './recovery.js';
 import type { Counters } from '../view.js';
+import { HookRunner, hookContext, postHookDue } from '../hooks.js';
 import { runningSwitchover, type ClusterWatch } from './cluster-watch.js';
 import type { NodeMonitor } from './node-monitor.js';
 
@@ -53,6 +55,10 @@ export interface ActionFacts {
   readonly errant: string | null;
   readonly revokedEpoch: number | null;
   readonly revokedAttempt: number | null;
+  /** The post hooks this agent ran as the new primary, until the coordinator records them. */
+  readonly hooks: readonly HookRun[];
+  readonly salvageProblem: string | null;
+  readonly rejoin: MemberState['rejoin'];
 }
 
 export class NodeActions {
@@ -70,8 +76,32 @@ export class NodeActions {
   private lastHeartbeatAt = 0;
   /** The last "still applying" message of a promotion, logged once. */
   private lastApplying: string | null = null;
+  /** The epoch this agent last promoted its node to, and the last one it ran its post hook for. */
+  private promotedEpoch: number | null = null;
+  private hookedEpoch: number | null = null;
+  /** The new primary's own hooks (a VIP follows writes); their runs go out in the member key. */
+  private readonly hooks: HookRunner;
 
-  constructor(private readonly d: NodeActionsDeps) {}
+  /** Salvage and rejoin of this node when it diverged: long runs, in the background of the node loop. */
+  private readonly recovery: Recovery;
+
+  constructor(private readonly d: NodeActionsDeps) {
+    this.hooks = new HookRunner({ config: d.config, clock: d.clock, log: d.log, role: 'new-primary', onFinished: d.publishSoon });
+    this.recovery = new Recovery({ ...d, rejoined: () => this.rejoined() });
+  }
+
+  /** What the node plan's recovery goes by, as this agent knows it now. */
+  recoveryInput(): RecoveryInput {
+    return this.recovery.input();
+  }
+
+  /** A rejoin made the node replicate from the primary again: it is no longer diverged. */
+  private rejoined(): void {
+    this.errant = null;
+    this.unfence();
+    this.revokedEpoch = null;
+    this.revokedAttempt = null;
+  }
 
   /** The failover this agent's fence counts for, while no probe has seen the node writable since. */
   get fence(): { readonly fenced: boolean; readonly forEpoch: number | null } {
@@ -93,7 +123,16 @@ export class NodeActions {
     }
     // Only a fence this agent read back counts, and only while no probe has seen the node writable since.
     const fenced = this.fenced && input.server?.readOnly !== false;
-    return { fenced, fencedFor: fenced ? this.fencedFor : null, errant: this.errant, revokedEpoch: this.revokedEpoch, revokedAttempt: this.revokedAttempt };
+    return {
+      fenced,
+      fencedFor: fenced ? this.fencedFor : null,
+      errant: this.errant,
+      revokedEpoch: this.revokedEpoch,
+      revokedAttempt: this.revokedAttempt,
+      hooks: this.hooks.finished,
+      salvageProblem: this.recovery.salvageProblem,
+      rejoin: this.recovery.report,
+    };
   }
 
   /** A probe answered: a node seen writable is not fenced, whatever was done to it before. */
@@ -149,6 +188,10 @@ export class NodeActions {
       case 'diverged':
         this.errant = action.errant;
         return;
+      case 'salvage':
+        return this.recovery.startSalvage(action.reason);
+      case 'rejoin':
+        return this.recovery.startRejoin(action.record);
       case 'semi-sync':
         if (action.source) await driver.setSemiSyncSource(true, action.timeoutMs);
         else {
@@ -221,6 +264,8 @@ export class NodeActions {
     if (!this.d.leaseLive()) throw new Error('lease lost during promotion');
     step('etcdCheck');
     await driver.setReadOnly(false);
+    // This agent made its node the writable primary of `epoch`: its post hook is due once etcd says ready.
+    this.promotedEpoch = epoch;
     this.unfence();
     this.errant = null;
     step('writable');
@@ -231,6 +276,16 @@ export class NodeActions {
     monitor.adopt(await driver.observe());
     step('observe');
     this.d.log.info({ epoch, took }, `promoted to epoch ${epoch}`);
+  }
+
+  /** As the new primary: its post hook, once etcd names it the ready primary of the epoch it promoted itself to. Never waited for. */
+  runPostHook(): void {
+    const p = this.d.cluster.primary;
+    const op = this.d.cluster.snapshot?.currentOp ?? null;
+    const name = postHookDue(this.d.config.node, p, op, this.promotedEpoch, this.hookedEpoch);
+    if (name === null || p === null || op === null) return;
+    this.hookedEpoch = p.epoch;
+    this.hooks.start(name, hookContext(this.d.config.cluster, op, p));
   }
 
   /** Throws unless etcd, read now, still names this node the primary of `epoch` and no failover away from it has started. */

@@ -110,6 +110,7 @@ export class NodeLoop {
       await publisher.publish(this.d.planInput());
       const acted = actFirst ? actedFirst : await this.act();
       await actions.heartbeat();
+      actions.runPostHook();
       // After an action, probe and publish its result at once (others wait on it), but never twice in a row.
       hurried = !actFirst && acted && !hurried;
       if (hurried) continue;
@@ -141,7 +142,9 @@ export class NodeLoop {
   /** Plans on the last known state; acts only after a fresh read agrees (watches are hints). */
   private async act(): Promise<boolean> {
     const { cluster, actions } = this.d;
-    if (planNodeAction(this.d.planInput()).kind === 'none') return false;
+    // A diverged node's recovery goes by what this loop's actions know of it (salvage, rejoin).
+    const input = (): NodePlanInput => ({ ...this.d.planInput(), recovery: actions.recoveryInput() });
+    if (planNodeAction(input()).kind === 'none') return false;
     // A snapshot read moments ago (it is what woke this loop) is current enough; promotion re-reads anyway.
     if (this.d.leaseLive() && cluster.age > FRESH_SNAPSHOT_MS) {
       try {
@@ -151,7 +154,7 @@ export class NodeLoop {
         return false;
       }
     }
-    const action = planNodeAction(this.d.planInput());
+    const action = planNodeAction(input());
     if (action.kind === 'none') return false;
     // Until no other live agent runs as this node, the only action is the safe one: fencing.
     if (!this.d.claimed() && action.kind !== 'fence') return false;

@@ -3,7 +3,7 @@
  * decision (decide.ts) and carries it out with writes fenced by its election key (invariant 2).
  * Every step of an operation is recorded in ops/<epoch> with its timing and reason (invariant 7).
  */
-import { describeError, type AgentConfig, type CandidateVerdict, type FenceProof, type OpRecord, type OpStep, type Primary } from '@primacy/common';
+import { describeError, type AgentConfig, type CandidateVerdict, type FenceProof, type HookRun, type OpRecord, type OpStep, type Primary } from '@primacy/common';
 import type { Clock } from '../clock.js';
 import { isCoordinator } from '../etcd/election.js';
 import type { Campaigner, ClusterSnapshot, ClusterStore } from '../etcd/store.js';
@@ -13,6 +13,7 @@ import { connectNode } from '../node/index.js';
 import { goneReason } from '../node/gone.js';
 import { durabilityOf } from '../plan.js';
 import { runFencingCommand } from './fencing-command.js';
+import { HookRunner, describeHookRun, hookContext, hookSucceeded, postHookOf, preSwitchoverContext, withGateRun, withHookRuns } from '../hooks.js';
 import type { Counters } from '../view.js';
 import { decide } from './decide.js';
 import type { Decision } from './model.js';
@@ -37,8 +38,12 @@ export class Coordinator {
   private busy = false;
   /** The fencing command's last failed run, so that it is not run on every tick. */
   private lastCommand: { epoch: number; at: number; note: string } | null = null;
+  /** The operator's hooks, run by whichever agent coordinates. */
+  private readonly hooks: HookRunner;
 
-  constructor(private readonly d: CoordinatorDeps) {}
+  constructor(private readonly d: CoordinatorDeps) {
+    this.hooks = new HookRunner({ config: d.config, clock: d.clock, log: d.log, role: 'coordinator' });
+  }
 
   get active(): boolean {
     return this.isActive;
@@ -58,6 +63,7 @@ export class Coordinator {
     if (!winning || !token || this.busy) return;
     this.busy = true;
     try {
+      snap = await this.recordHookRuns(snap, token);
       const t = this.d.config.timings;
       const decision = decide({
         now: this.d.clock.now(),
@@ -76,6 +82,10 @@ export class Coordinator {
         pendingOp: snap.pendingOp,
         requests: snap.requests,
         clients: snap.clients,
+        salvages: snap.salvages,
+        rejoins: snap.rejoins,
+        memberCreated: snap.memberCreated,
+        lastSeen: snap.lastSeen,
         timings: {
           antiFlapMs: t.antiFlapMs,
           maxLagMs: t.maxLagMs,
@@ -165,7 +175,10 @@ export class Coordinator {
         ]);
         if (!ok) return;
         log.info({ epoch: p.epoch, member: p.node, reason: decision.reason }, `${p.node} is the ready primary`);
-        if (finished) this.count(finished.kind, 'done');
+        if (!finished) return;
+        this.count(finished.kind, 'done');
+        const post = postHookOf(finished.kind);
+        if (post) this.hooks.start(post, hookContext(this.d.config.cluster, { ...finished, outcome: 'done' }, p));
         return;
       }
       case 'failover-refused': {
@@ -174,6 +187,7 @@ export class Coordinator {
         await this.record(token, op);
         log.warn({ epoch: p.epoch, from: p.node, reason: decision.reason }, 'automatic failover refused');
         this.count('failover', 'refused');
+        this.hooks.start('post-unsuccessful-failover', hookContext(this.d.config.cluster, op, null));
         return;
       }
       case 'failover-start': {
@@ -205,6 +219,8 @@ export class Coordinator {
           r ? [store.keys.request(r.id)] : [],
         );
         log.warn({ epoch: p.epoch, from: p.node, reason: decision.reason, applied: ok }, `failover of ${p.node} started`);
+        // Never waited for: the failover goes on whatever the hook does, and its run is recorded when it ends.
+        if (ok) this.hooks.start('pre-failover', hookContext(this.d.config.cluster, op, null));
         return;
       }
       case 'fence-old': {
@@ -244,7 +260,9 @@ export class Coordinator {
       case 'switchover-start': {
         if (!p) return;
         const r = decision.request;
-        const op: OpRecord = {
+        const gate = await this.preSwitchover(snap, token, decision, p);
+        if (gate === 'stop') return;
+        const started: OpRecord = {
           ...this.newOp(snap, token, 'switchover', p.epoch + 1, p.node, decision.reason),
           trigger: `request ${r.id}`,
           request: r,
@@ -256,6 +274,7 @@ export class Coordinator {
               ? [step('choose', now, now, 'ok', decision.reason), step('clients paused', now, now, 'ok', 'no registered clients'), demoteStep(p.node, now)]
               : [step('choose', now, now, 'ok', decision.reason), step('hold writes', now, null, 'running', `waiting for ${[...snap.clients.keys()].join(', ')} to hold their writes`)],
         };
+        const op = gate === null ? started : withGateRun(started, gate);
         // Clients hold their writes from here: the primary is `switching`.
         const ok = await store.commitDecision(
           token,
@@ -341,6 +360,9 @@ export class Coordinator {
         log.warn({ from: decision.from, reason: decision.reason }, `revoking: replicas stop receiving from ${decision.from}`);
         return;
       }
+      case 'record-last-seen':
+        await store.recordFenced(token, [{ key: store.keys.lastSeen, value: decision.record }]);
+        return;
       case 'record-durability': {
         await store.recordFenced(token, [{ key: store.keys.durability, value: decision.record }]);
         log.info({ durability: decision.record }, decision.reason);
@@ -353,6 +375,11 @@ export class Coordinator {
         log.warn({ member: decision.node, reason: decision.reason }, `${decision.node} has diverged and stays out of rotation`);
         return;
       }
+      case 'rejoin-start':
+      case 'rejoin-held':
+      case 'rejoin-progress':
+      case 'rejoin-end':
+        return this.carryOutRejoin(decision, snap, token);
       case 'note-applied': {
         const op = snap.currentOp;
         if (!op) return;
@@ -363,9 +390,11 @@ export class Coordinator {
       case 'failover-abort': {
         const op = snap.pendingOp;
         if (!op) return;
-        await this.record(token, { ...op, endedAt: now, outcome: 'aborted', reason: `${op.reason}; aborted: ${decision.reason}`, candidates: decision.verdicts });
+        const aborted: OpRecord = { ...op, endedAt: now, outcome: 'aborted', reason: `${op.reason}; aborted: ${decision.reason}`, candidates: decision.verdicts };
+        await this.record(token, aborted);
         log.warn({ reason: decision.reason }, 'failover aborted; the primary stays');
         this.count('failover', 'aborted');
+        this.hooks.start('post-unsuccessful-failover', hookContext(this.d.config.cluster, aborted, null));
         return;
       }
       case 'promote': {
@@ -392,6 +421,79 @@ export class Coordinator {
           { key: store.keys.op(op.epoch), value: next },
         ]);
         log.warn({ epoch: op.epoch, from: p.node, to: m.node, reason: decision.reason, fencedBy: decision.fencedBy, applied: ok }, `promoting ${m.node}`);
+        return;
+      }
+    }
+  }
+
+  /** A rejoin's record under rejoin/<node>: started, held, advanced, ended (and then kept in history/ too). */
+  private async carryOutRejoin(decision: Extract<Decision, { kind: 'rejoin-start' | 'rejoin-held' | 'rejoin-progress' | 'rejoin-end' }>, snap: ClusterSnapshot, token: Campaigner): Promise<void> {
+    const { store, log, clock } = this.d;
+    const now = clock.now();
+    const p = snap.primary;
+    const key = store.keys.rejoin(decision.node);
+    const cur = snap.rejoins.get(decision.node);
+    switch (decision.kind) {
+      case 'rejoin-start': {
+        const salvage = snap.salvages.get(decision.node);
+        if (!p || !salvage) return;
+        const r = decision.request;
+        const detail = `${decision.node} rejoins by ${decision.method}: ${decision.allowed}`;
+        const op: OpRecord = {
+          ...this.newOp(snap, token, 'rejoin', p.epoch, decision.node, decision.allowed),
+          to: p.node,
+          ...(r ? { trigger: `request ${r.id}`, request: r } : {}),
+          rejoin: { node: decision.node, method: decision.method, allowed: decision.allowed, salvageAt: salvage.at, salvageFolder: salvage.folder, gtids: salvage.gtids, source: decision.source },
+          steps: [step('decide', now, now, 'ok', detail)],
+        };
+        // Fenced by the primary key's revision too: a rejoin decided on a stale view starts nothing.
+        const ok = await store.commitDecision(token, snap.primaryModRevision, [{ key, value: op }], r ? [store.keys.request(r.id)] : []);
+        log.warn({ member: decision.node, method: decision.method, reason: decision.allowed, applied: ok }, `rejoin of ${decision.node} by ${decision.method} started`);
+        if (ok) this.count('rejoin', 'started');
+        return;
+      }
+      case 'rejoin-held': {
+        const salvage = snap.salvages.get(decision.node);
+        const method = snap.config.rejoin?.method;
+        if (!p || !salvage || method === undefined || method === 'none') return;
+        const op: OpRecord = {
+          ...this.newOp(snap, token, 'rejoin', p.epoch, decision.node, decision.reason),
+          to: p.node,
+          endedAt: now,
+          outcome: 'refused',
+          rejoin: { node: decision.node, method, allowed: '', salvageAt: salvage.at, salvageFolder: salvage.folder, gtids: salvage.gtids, source: null },
+        };
+        await store.recordFenced(token, [{ key, value: op }, ...this.remembered(op)]);
+        log.warn({ member: decision.node, reason: decision.reason }, `rejoin of ${decision.node} by ${method} refused; it stays out of rotation`);
+        this.count('rejoin', 'refused');
+        return;
+      }
+      case 'rejoin-progress': {
+        if (!cur) return;
+        const last = cur.steps.at(-1);
+        const steps = last?.name === decision.step && last.outcome === 'running'
+          ? [...cur.steps.slice(0, -1), { ...last, detail: decision.detail }]
+          : [...closeRunning(cur.steps, now), step(decision.step, now, null, 'running', decision.detail)];
+        await store.recordFenced(token, [{ key, value: { ...cur, coordinator: { node: this.d.config.node, revision: token.createRevision }, steps } }]);
+        return;
+      }
+      case 'rejoin-end': {
+        if (!cur) return;
+        const done = decision.outcome === 'done';
+        const steps = cur.steps.map((x) => (x.outcome === 'running' ? { ...x, endedAt: now, outcome: done ? ('ok' as const) : ('failed' as const) } : x));
+        const op: OpRecord = {
+          ...cur,
+          coordinator: { node: this.d.config.node, revision: token.createRevision },
+          endedAt: now,
+          outcome: decision.outcome,
+          reason: `${cur.reason}; ${done ? 'done' : 'aborted'}: ${decision.reason}`,
+          steps: [...steps, step(done ? 'rejoined' : 'aborted', now, now, done ? 'ok' : 'failed', decision.reason)],
+        };
+        const kept = done ? [{ key: store.keys.historyEntry(now, `${op.epoch}-rejoin-done`), value: op }] : this.remembered(op);
+        await store.recordFenced(token, [{ key, value: op }, ...kept]);
+        if (done) log.info({ member: decision.node, reason: decision.reason }, `${decision.node} rejoined`);
+        else log.warn({ member: decision.node, reason: decision.reason }, `rejoin of ${decision.node} aborted; it stays out of rotation`);
+        this.count('rejoin', decision.outcome);
         return;
       }
     }
@@ -452,6 +554,48 @@ export class Coordinator {
     }
   }
 
+  /**
+   * The pre-switchover hook is a gate, run before any write is held: the switchover waits for it
+   * (later ticks find it running; none is blocked) and starts only on exit 0, with the run in its
+   * record. Any other end aborts it: the request is consumed and the record says why. `stop` while
+   * the hook runs or once it aborted the switchover; null when no such hook is configured.
+   */
+  private async preSwitchover(snap: ClusterSnapshot, token: Campaigner, decision: Extract<Decision, { kind: 'switchover-start' }>, p: Primary): Promise<HookRun | null | 'stop'> {
+    const { log, store, config } = this.d;
+    const r = decision.request;
+    const key = `${r.id} ${decision.to}`;
+    const to = snap.members.get(decision.to);
+    const now = this.d.clock.now();
+    const run = this.hooks.gate('pre-switchover', key, preSwitchoverContext(config.cluster, p, { node: decision.to, host: to?.host ?? null, port: to?.port ?? null }, decision.reason, now));
+    if (run === 'running') {
+      this.logOnce(`pre-switchover ${key}`, () => log.info({ request: r.id, to: decision.to }, 'switchover waits for its pre-switchover hook'));
+      return 'stop';
+    }
+    if (run === null) return null;
+    this.hooks.settle(key);
+    if (hookSucceeded(run)) return run;
+    const why = `the pre-switchover hook ${describeHookRun(run)}`;
+    const op = withGateRun({ ...this.newOp(snap, token, 'switchover', p.epoch + 1, p.node, `${decision.reason}; aborted: ${why}`), trigger: `request ${r.id}`, request: r, to: decision.to, candidates: decision.verdicts, endedAt: now, outcome: 'aborted', steps: [step('choose', now, now, 'ok', decision.reason)] }, run);
+    await store.commitDecision(token, snap.primaryModRevision, [{ key: store.keys.op(op.epoch), value: op }, ...this.remembered(op)], [store.keys.request(r.id)]);
+    log.warn({ request: r.id, reason: why }, 'switchover aborted by its pre-switchover hook; the old primary stays');
+    this.count('switchover', 'aborted');
+    return 'stop';
+  }
+
+  /**
+   * Hook runs that ended since (here, or on the new primary's agent, which publishes them in its
+   * member key) go into their op records before anything is decided, so the snapshot decided on,
+   * and every record written from it, has them.
+   */
+  private async recordHookRuns(snap: ClusterSnapshot, token: Campaigner): Promise<ClusterSnapshot> {
+    const runs = [...this.hooks.finished, ...[...snap.members.values()].flatMap((m) => m.hooks ?? [])];
+    const updated = runs.length === 0 ? [] : withHookRuns([snap.currentOp, snap.pendingOp], runs);
+    if (updated.length === 0) return snap;
+    for (const op of updated) await this.record(token, op);
+    const latest = (op: OpRecord | null): OpRecord | null => (op && updated.find((u) => u.epoch === op.epoch)) ?? op;
+    return { ...snap, currentOp: latest(snap.currentOp), pendingOp: latest(snap.pendingOp) };
+  }
+
   private newOp(snap: ClusterSnapshot, token: Campaigner, kind: OpRecord['kind'], epoch: number, from: string | null, reason: string): OpRecord {
     const now = this.d.clock.now();
     return {
@@ -471,6 +615,7 @@ export class Coordinator {
       applied: null,
       proof: null,
       durability: null,
+      fromAddress: snap.primary && snap.primary.node === from ? { host: snap.primary.host, port: snap.primary.port } : null,
       members: membersAt(snap),
       candidates: [],
       steps: [],

@@ -8,6 +8,8 @@ import { chooseCandidate, detectFailure, detectStalledPromotion, refuseAutomatic
 import { PROMOTION_GRACE_MS, type ClusterView, type Decision, type RequestRef } from './model.js';
 import { holdersOf, isPointedAt, positionOf, promotionDone } from './position.js';
 import { agentProof, agentSays, hasRevoked, nextDurability, operatorAdvice, strictProof, strictRecord } from './proof.js';
+import { autoRejoin, chooseRejoin, continueRejoin } from './rejoin.js';
+import { lastSeenUpdate, restartRule } from './restart.js';
 import { chooseSwitchoverCandidate, continueSwitchover } from './switchover.js';
 
 const NONE: Decision = { kind: 'none' };
@@ -23,7 +25,13 @@ export function decide(v: ClusterView): Decision {
   if (p.state === 'ready') {
     const request = [...v.requests.entries()].sort(([a], [b]) => a.localeCompare(b))[0];
     if (request) return decideRequest(v, p, request[0], request[1]);
-    return decideFailover(v, p);
+    // A failed primary comes first: a rejoin's progress never delays its detection.
+    const failover = decideFailover(v, p);
+    if (failover.kind !== 'none') return failover;
+    // Last-seen positions are kept only while the primary answers: after the whole cluster was down,
+    // the record must stay what it was before, or the nodes coming back would look seen before.
+    const primaryUp = v.members.get(p.node)?.health === 'up';
+    return continueRejoin(v, p) ?? autoRejoin(v, p) ?? (primaryUp ? lastSeenUpdate(v) : null) ?? NONE;
   }
   if (p.state === 'promoting') {
     const m = v.members.get(p.node);
@@ -139,11 +147,13 @@ function decideFailover(v: ClusterView, p: Primary): Decision {
   if (last?.kind === 'failover' && last.outcome === 'aborted' && last.from === p.node && last.request === null && v.now - (last.endedAt ?? 0) < v.timings.failoverRetryMs) {
     return { kind: 'await', reason: `the failover of ${p.node} aborted (${last.reason}); trying again ${v.timings.failoverRetryMs} ms after` };
   }
-  const mustContain = candidateHolds(v, p, failure.mustContain);
+  const restart = restartRule(v, p);
+  const mustContain = candidateHolds(v, p, failure.mustContain) ?? restart?.mustContain ?? null;
   const holders = mustContain === null ? null : holdersOf(mustContain, v.members, p.node);
   const refusal =
     configRefusal(v) ??
     refuseAutomatic(v.config, v.currentOp, v.now, v.timings.antiFlapMs) ??
+    restart?.refusal ??
     (holders?.length === 0 ? `no other replica has everything ${p.node} received (${mustContain}), which may hold acknowledged writes; ${p.node} keeps trying` : null);
   if (refusal === null) {
     // An operator's override or a fencing command stays true across a retry; a fence the old primary's agent may have undone since does not.
@@ -151,7 +161,7 @@ function decideFailover(v: ClusterView, p: Primary): Decision {
     return {
       kind: 'failover-start',
       from: p.node,
-      reason: failure.reason,
+      reason: restart?.unsafe ? `${failure.reason}; ${restart.unsafe}` : failure.reason,
       request: null,
       mustContain,
       ...(kept?.proof ? { proof: kept.proof } : {}),
@@ -461,6 +471,13 @@ function decideRequest(v: ClusterView, p: Primary, id: string, r: OperatorReques
     if (unfit !== null) return { kind: 'request-refused', id, request: r, reason: `${r.to} cannot be promoted: ${unfit} (--force overrides)` };
     // The trigger names the request; the reason does not repeat it.
     return { kind: 'failover-start', from: p.node, reason: `the operator asked to fail over to ${r.to}${r.force ? ' (forced)' : ''}`, request: ref, mustContain: null };
+  }
+  if (r.kind === 'rejoin') {
+    if (r.to === null) return { kind: 'request-refused', id, request: r, reason: 'a rejoin needs the node to rejoin' };
+    if (v.rejoins?.get(r.to)?.outcome === 'running') return { kind: 'request-refused', id, request: r, reason: `a rejoin of ${r.to} is already under way` };
+    const choice = chooseRejoin(v, p, r.to, r.method);
+    if (!choice.ok) return { kind: 'request-refused', id, request: r, reason: choice.reason };
+    return { kind: 'rejoin-start', node: r.to, method: choice.method, allowed: choice.allowed, source: choice.source, request: ref };
   }
   return { kind: 'request-refused', id, request: r, reason: `${r.kind} requests are not supported yet` };
 }

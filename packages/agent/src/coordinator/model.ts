@@ -2,7 +2,7 @@
  * What the coordinator's decisions speak of: the cluster as etcd shows it, and the decisions the
  * shell carries out. Types only, so that every decision module can import them one way.
  */
-import type { CandidateVerdict, ClientRegistration, ClusterConfig, Durability, DurabilityRecord, FenceProof, MemberState, OpRecord, OperatorRequest, Primary } from '@primacy/common';
+import type { CandidateVerdict, ClientRegistration, ClusterConfig, Durability, DurabilityRecord, FenceProof, LastSeenRecord, MemberState, OpRecord, OperatorRequest, Primary, RejoinMethod, SalvageManifest } from '@primacy/common';
 
 export interface ClusterView {
   readonly now: number;
@@ -35,6 +35,13 @@ export interface ClusterView {
   readonly requests: ReadonlyMap<string, OperatorRequest>;
   /** Registered clients (proxies, application instances) that report when they hold their writes. */
   readonly clients: ReadonlyMap<string, ClientRegistration>;
+  /** Salvage manifests of diverged nodes, by node (salvage/<node>). */
+  readonly salvages?: ReadonlyMap<string, SalvageManifest>;
+  /** The last rejoin record of each node (rejoin/<node>). */
+  readonly rejoins?: ReadonlyMap<string, OpRecord>;
+  /** Each member key's create revision, and the coordinator's last-seen record with its revision (whole-cluster restarts). */
+  readonly memberCreated?: ReadonlyMap<string, string>;
+  readonly lastSeen?: { readonly record: LastSeenRecord; readonly modRevision: string } | null;
   readonly timings: {
     readonly antiFlapMs: number;
     readonly maxLagMs: number;
@@ -84,6 +91,20 @@ export type Decision =
   | { readonly kind: 'revoke'; readonly from: string; readonly reason: string }
   | { readonly kind: 'record-durability'; readonly record: DurabilityRecord; readonly reason: string }
   | { readonly kind: 'note-diverged'; readonly node: string; readonly reason: string }
+  /** A diverged node rejoins by `method` (recorded under rejoin/<node>); its agent carries it out. */
+  | {
+      readonly kind: 'rejoin-start';
+      readonly node: string;
+      readonly method: Exclude<RejoinMethod, 'none'>;
+      readonly allowed: string;
+      readonly source: { readonly node: string; readonly host: string; readonly port: number } | null;
+      readonly request: RequestRef | null;
+    }
+  /** The policy cannot apply to this salvage: recorded (refused) once, so that it is not tried again. */
+  | { readonly kind: 'rejoin-held'; readonly node: string; readonly salvageAt: number; readonly reason: string }
+  | { readonly kind: 'record-last-seen'; readonly record: LastSeenRecord }
+  | { readonly kind: 'rejoin-progress'; readonly node: string; readonly step: string; readonly detail: string }
+  | { readonly kind: 'rejoin-end'; readonly node: string; readonly outcome: 'done' | 'aborted'; readonly reason: string }
   /** The candidate being promoted applied more of its relay log: recorded, so that it is not taken for stalled. */
   | { readonly kind: 'note-applied'; readonly node: string; readonly gtid: string; readonly reason: string }
   | {

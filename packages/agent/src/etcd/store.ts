@@ -14,6 +14,8 @@ import {
   OpRecordSchema,
   PrimarySchema,
   RequestSchema,
+  SalvageManifestSchema,
+  LastSeenRecordSchema,
   clusterKeys,
   decodeValue,
   encodeValue,
@@ -26,6 +28,8 @@ import {
   type OpRecord,
   type OperatorRequest,
   type Primary,
+  type SalvageManifest,
+  type LastSeenRecord,
 } from '@primacy/common';
 import type { z } from 'zod';
 
@@ -53,6 +57,14 @@ export interface ClusterSnapshot {
   readonly requests: ReadonlyMap<string, OperatorRequest>;
   /** Clients registered under `clients/`, each under its own lease. */
   readonly clients: ReadonlyMap<string, ClientRegistration>;
+  /** Salvage manifests under `salvage/`, by node. */
+  readonly salvages: ReadonlyMap<string, SalvageManifest>;
+  /** The last rejoin record of each node under `rejoin/`, by node. */
+  readonly rejoins: ReadonlyMap<string, OpRecord>;
+  /** Each member key's create revision: a key created after `lastSeen` was written belongs to an agent no coordinator saw before. */
+  readonly memberCreated: ReadonlyMap<string, string>;
+  /** The coordinator's last-seen record and the revision it was last written at. */
+  readonly lastSeen: { readonly record: LastSeenRecord; readonly modRevision: string } | null;
   /** Election keys, oldest first: the first one is the coordinator. */
   readonly campaigners: readonly Campaigner[];
   readonly invalid: readonly EtcdValueError[];
@@ -105,7 +117,7 @@ export class ClusterStore {
     // changed in between) costs a second transaction.
     const c = this.client;
     const guess = this.#opEpoch;
-    const [memberKvs, electionKvs, primaryKvs, epochKvs, configKvs, requestKvs, clientKvs, durabilityKvs, currentGuess, pendingGuess] = await this.#readAll([
+    const [memberKvs, electionKvs, primaryKvs, epochKvs, configKvs, requestKvs, clientKvs, durabilityKvs, currentGuess, pendingGuess, salvageKvs, rejoinKvs, lastSeenKvs] = await this.#readAll([
       c.getAll().prefix(k.membersPrefix),
       c.getAll().prefix(`${k.election}/`).sort('Create', 'Ascend'),
       c.get(k.primary),
@@ -116,6 +128,9 @@ export class ClusterStore {
       c.get(k.durability),
       c.get(k.op(guess)),
       c.get(k.op(guess + 1)),
+      c.getAll().prefix(k.salvagePrefix),
+      c.getAll().prefix(k.rejoinPrefix),
+      c.get(k.lastSeen),
     ]);
     const members = new Map<string, MemberState>();
     for (const kv of memberKvs) {
@@ -136,6 +151,11 @@ export class ClusterStore {
       const r = decode(ClientRegistrationSchema, key, kv.value.toString());
       if (r) clients.set(keyName(k.clientsPrefix, key), r);
     }
+    const salvages = decodeAll(salvageKvs, k.salvagePrefix, SalvageManifestSchema, decode);
+    const rejoins = decodeAll(rejoinKvs, k.rejoinPrefix, OpRecordSchema, decode);
+    const memberCreated = new Map(memberKvs.map((kv) => [keyName(k.membersPrefix, kv.key.toString()), String(kv.create_revision)]));
+    const lastSeenKv = lastSeenKvs[0];
+    const lastSeenRecord = lastSeenKv ? decode(LastSeenRecordSchema, k.lastSeen, lastSeenKv.value.toString()) : null;
     const primary = primaryKv ? decode(PrimarySchema, k.primary, primaryKv.value.toString()) : null;
     const epoch = decode(EpochSchema, k.epoch, valueOf(epochKvs)) ?? 0;
     const configRaw = valueOf(configKvs);
@@ -159,6 +179,10 @@ export class ClusterStore {
       pendingOp: decode(OpRecordSchema, k.op(opEpoch + 1), pendingRaw),
       requests,
       clients,
+      salvages,
+      rejoins,
+      memberCreated,
+      lastSeen: lastSeenKv && lastSeenRecord ? { record: lastSeenRecord, modRevision: String(lastSeenKv.mod_revision) } : null,
       campaigners: electionKvs.map((kv) => ({
         key: kv.key.toString(),
         node: kv.value.toString(),
@@ -221,6 +245,14 @@ export class ClusterStore {
   }
 
   /**
+   * The agent's salvage manifest of its node, with no lease: the copies it describes outlive the
+   * agent, and so must the word of where they are.
+   */
+  async putSalvage(manifest: SalvageManifest): Promise<void> {
+    await this.client.put(this.keys.salvage(manifest.node)).value(encodeValue(manifest));
+  }
+
+  /**
    * Keeps the newest `keep` entries of history/ and deletes the rest. Best effort: a failure leaves
    * a few more entries until the next try.
    */
@@ -235,6 +267,16 @@ export class ClusterStore {
 /** A range builder (`get`, `getAll`), as a transaction takes it. */
 interface Ranged {
   op(): Promise<IRequestOp>;
+}
+
+function decodeAll<T>(kvs: readonly IKeyValue[], prefix: string, schema: z.ZodType<T>, decode: <U>(schema: z.ZodType<U>, key: string, raw: string | null) => U | null): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const kv of kvs) {
+    const key = kv.key.toString();
+    const value = decode(schema, key, kv.value.toString());
+    if (value) out.set(keyName(prefix, key), value);
+  }
+  return out;
 }
 
 function valueOf(kvs: readonly IKeyValue[]): string | null {

@@ -36,7 +36,7 @@ describe('web model', () => {
     });
     const page = clusterPage(v, [op({ epoch: 3, outcome: 'refused', reason: 'paused: no automatic failover', to: null })], ['ignoring malformed value at /x'], T0);
     assert.deepEqual(page.tree.apart, [{ node: 'db1', why: 'diverged: errant 0-1-201' }]);
-    assert.equal(page.notes['db1'], 'diverged: errant transactions 0-1-201; kept out of rotation');
+    assert.equal(page.notes['db1'], 'diverged: errant transactions 0-1-201; kept out of rotation; not salvaged yet; rejoin policy: none');
     assert.equal(page.status.nodes.find((n) => n.node === 'db1')?.state, 'diverged');
     assert.equal(page.history[0]!.op.outcome, 'refused');
     assert.ok(page.history[0]!.explain.includes('  refused: paused: no automatic failover'), page.history[0]!.explain.join('\n'));

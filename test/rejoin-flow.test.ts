@@ -1,0 +1,186 @@
+/**
+ * Crash recovery wired into the agents and the coordinator (issue 11), on live MariaDB and etcd: the
+ * old primary comes back with writes no replica received while semi-sync was in sync (so none was
+ * acknowledged), its agent salvages them, and the cluster's policy (flashback) rejoins it
+ * automatically, ending with the new primary's data; then, under policy none, an operator's dry run
+ * and a rejoin by a script that fails, which leaves the node diverged and says why.
+ */
+import assert from 'node:assert/strict';
+import { chmod, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { OpRecordSchema, SalvageManifestSchema, type OpRecord, type Primary, type SalvageManifest } from '@primacy/common';
+import { main, type Io } from '@primacy/cli';
+import { APP, cleanupAll, harnessDir, startEtcd, waitFor, type EtcdCluster, type MariaDbServer } from './harness/index.js';
+import { binlogPos, checksums } from './support/checksums.js';
+import { startCluster, type TestCluster } from './support/cluster.js';
+
+let etcd: EtcdCluster;
+before(async () => {
+  etcd = await startEtcd({ members: 1 });
+});
+after(cleanupAll);
+
+/**
+ * The primary's replicas stop receiving from it (its advertised port is cut), it commits `ids` that
+ * wait for an acknowledgement that never comes (semi-sync still in sync: within its 10 s timeout),
+ * and its mysqld is killed: the cluster fails over; then its server comes back with those writes.
+ */
+async function divergeAndFailOver(c: TestCluster, ids: number[]): Promise<{ old: Primary; next: Primary; extra: string }> {
+  await c.settled(30_000);
+  const old = (await c.primary())!;
+  const from = c.server(old.node);
+  const before = await binlogPos(from);
+  c.proxies.get(old.node)!.cut({ mode: 'reset' });
+  const conns = await Promise.all(ids.map(() => from.connect(APP)));
+  const failed: string[] = [];
+  const pending = conns.map((conn, i) => conn.query('INSERT INTO app.acks (id) VALUES (?)', [ids[i]]).catch((err: unknown) => void failed.push(String(err))));
+  const seq = (p: string) => Number(/0-\d+-(\d+)/.exec(p)?.[1] ?? 0);
+  let pos = before;
+  const extra = await waitFor('the unacknowledged writes in the old primary\'s binlog', async () => {
+    pos = await binlogPos(from);
+    if (failed.length > 0) throw new Error(`writes failed before ${old.node} was killed: ${failed.join('; ')}`);
+    return seq(pos) >= seq(before) + ids.length ? pos : undefined;
+  }, { timeoutMs: 8_000, intervalMs: 20 }).catch((err: unknown) => {
+    throw new Error(`${String(err)}; ${old.node}'s binlog went from ${before} to ${pos}`);
+  });
+  await from.kill();
+  // A destroyed connection's query may never settle: the writes' outcome is read from the servers instead.
+  for (const conn of conns) conn.destroy();
+  void Promise.allSettled(pending);
+  const next = await c.readyPrimary({ after: old.epoch, timeoutMs: 40_000 });
+  c.proxies.get(old.node)!.restore();
+  await from.start();
+  return { old, next, extra };
+}
+
+async function readJson<T>(c: TestCluster, key: string, parse: (v: unknown) => T): Promise<T | null> {
+  const raw = await c.etcd.get(key).string();
+  return raw === null ? null : parse(JSON.parse(raw));
+}
+
+const rejoinRecord = (c: TestCluster, node: string): Promise<OpRecord | null> => readJson(c, c.keys.rejoin(node), (v) => OpRecordSchema.parse(v));
+const salvageOf = (c: TestCluster, node: string): Promise<SalvageManifest | null> => readJson(c, c.keys.salvage(node), (v) => SalvageManifestSchema.parse(v));
+
+async function appRows(s: MariaDbServer): Promise<number[]> {
+  return (await s.query<{ id: number }>('SELECT id FROM app.acks ORDER BY id')).map((r) => r.id);
+}
+
+/** The CLI in-process, with captured output. */
+async function cli(c: TestCluster, argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: Io = { stdout: { write: (x: string) => (out += x) }, stderr: { write: (x: string) => (err += x) }, isTTY: false, env: { PRIMACY_ETCD: etcd.endpoints.join(','), PRIMACY_CLUSTER: c.name } };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+describe('a diverged old primary rejoins by the cluster\'s policy', () => {
+  let c: TestCluster;
+  let failingScript: string;
+
+  before(async () => {
+    const dir = await harnessDir('rejoin-flow');
+    failingScript = join(dir, 'rejoin-fails.sh');
+    await writeFile(failingScript, '#!/bin/sh\necho "restoring $1 from $2"\necho "cannot restore: no backup of $PRIMACY_NODE" >&2\nexit 3\n');
+    await chmod(failingScript, 0o755);
+    c = await startCluster(etcd, {
+      coordinator: 'db3',
+      advertiseProxies: true,
+      etcdConfig: { rejoin: { method: 'flashback' } },
+      agentConfig: { timings: { antiFlapMs: 0 }, rejoin: { script: failingScript, scriptTimeoutMs: 10_000 } },
+    });
+  });
+  after(() => c.stop());
+
+  test('flashback after a failover with semi-sync in sync: salvaged, undone, replicating, the new primary\'s data', { timeout: 180_000 }, async () => {
+    for (let i = 1; i <= 20; i++) await c.server('db1').query('INSERT INTO app.acks (id) VALUES (?)', [i], { creds: APP });
+    const started = Date.now();
+    const { old, next, extra } = await divergeAndFailOver(c, [1001, 1002, 1003]);
+    assert.equal(old.node, 'db1');
+    const failover = (await c.op(next.epoch))!;
+    assert.equal(failover.durability?.state, 'active', `the failover record shows semi-sync in sync: ${JSON.stringify(failover.durability)}`);
+
+    const record = await waitFor('the rejoin of db1 to end', async () => {
+      const r = await rejoinRecord(c, 'db1');
+      return r && r.outcome !== 'running' ? r : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 100 });
+    const took = Date.now() - started;
+    assert.equal(record.outcome, 'done', `rejoin record: ${record.reason}`);
+    assert.equal(record.kind, 'rejoin');
+    assert.equal(record.rejoin?.method, 'flashback');
+    assert.match(record.rejoin?.allowed ?? '', /semi-sync was in sync on db1 when it was failed over/);
+    // The coordinator records the progress it sees: a short 'replicate' step may go unseen.
+    const names = record.steps.map((s) => s.name).filter((n) => n !== 'replicate');
+    assert.deepEqual(names, ['decide', 'flashback', 'rejoined']);
+    assert.ok(record.steps.every((s) => s.outcome === 'ok'), JSON.stringify(record.steps));
+
+    const salvage = (await salvageOf(c, 'db1'))!;
+    assert.equal(salvage.gtids, extra, 'the salvage holds exactly the three extra transactions');
+    assert.deepEqual(salvage.extra.map((r) => [r.fromSeqExclusive, r.toSeq].map(Number)), [[Number(extra.split('-')[2]) - 3, Number(extra.split('-')[2])]]);
+    assert.ok(salvage.files.length >= 1);
+    const history = await c.etcd.getAll().prefix(c.keys.historyPrefix).keys();
+    assert.ok(history.some((k) => k.endsWith(`${next.epoch}-rejoin-done`)), `history: ${history.join(', ')}`);
+
+    const primary = c.server(next.node);
+    await c.settled(30_000);
+    await waitFor('db1 to have the new primary\'s position', async () => ((await binlogPos(c.server('db1'))) === (await binlogPos(primary)) ? true : undefined), { timeoutMs: 20_000 });
+    assert.deepEqual(await checksums(c.server('db1')), await checksums(primary));
+    const rows = await appRows(c.server('db1'));
+    assert.ok(!rows.includes(1001) && !rows.includes(1003), 'the unacknowledged writes were undone');
+    const m = (await c.member('db1'))!;
+    assert.equal(m.errant, null);
+    assert.equal(m.role, 'replica');
+    process.stdout.write(`# failover and automatic flashback rejoin of db1: ${took} ms from the cut to the record's end (${record.steps.map((s) => `${s.name} ${s.endedAt !== null ? s.endedAt - s.startedAt : '?'} ms`).join(', ')})\n`);
+  });
+
+  test('policy none: the node stays diverged, salvaged; the dry run says why; a failing script leaves it diverged and says why', { timeout: 240_000 }, async () => {
+    await c.etcd.put(c.keys.config).value(JSON.stringify({ rejoin: { method: 'none' } }));
+    const { old, next, extra } = await divergeAndFailOver(c, [2001, 2002]);
+    const node = old.node;
+    const salvage = await waitFor(`${node}'s salvage`, async () => {
+      const s = await salvageOf(c, node);
+      return s && s.gtids === extra ? s : undefined;
+    }, { timeoutMs: 40_000, intervalMs: 100 }).catch(async (err: unknown) => {
+      const m = await c.member(node);
+      const said = c.agents.get(node)!.logLines().filter((l) => /salvage|diverged/.test(String(l['msg']))).map((l) => `${String(l['msg'])} ${String(l['err'] ?? '')}`);
+      throw new Error(`${String(err)}; member: errant ${m?.errant}, role ${m?.role}, salvageProblem ${m?.salvageProblem}, binlogState ${m?.server?.gtid.binlogState}; log: ${said.join(' | ')}`);
+    });
+    assert.deepEqual(salvage.extra.map((r) => [r.fromSeqExclusive, r.toSeq].map(Number)), [[Number(extra.split('-')[2]) - 2, Number(extra.split('-')[2])]]);
+    const m = await waitFor(`${node} reported diverged`, async () => {
+      const x = await c.member(node);
+      return x?.errant ? x : undefined;
+    }, { timeoutMs: 20_000 });
+    assert.equal(m.role, 'diverged');
+    // Nothing happens by itself under policy none.
+    assert.equal((await rejoinRecord(c, node))?.rejoin?.salvageAt === salvage.at, false);
+
+    const status = await cli(c, ['status']);
+    assert.equal(status.code, 0, status.err);
+    assert.match(status.out, new RegExp(`diverged: errant transactions ${extra}; kept out of rotation; salvaged ${extra} into .*; rejoin policy: none`));
+
+    const dry = await cli(c, ['rejoin', node, '--dry-run']);
+    assert.equal(dry.code, 1, dry.out + dry.err);
+    assert.match(dry.out, new RegExp(`diverged: +transactions ${next.node} lacks: ${extra}`));
+    assert.match(dry.out, /refused: +the cluster's rejoin policy is none/);
+    const dryFlashback = await cli(c, ['rejoin', node, '--dry-run', '--method', 'flashback']);
+    assert.equal(dryFlashback.code, 0, dryFlashback.out + dryFlashback.err);
+    assert.match(dryFlashback.out, new RegExp(`would: +undo ${extra} with mariadb-binlog --flashback from the salvage's mariadb-bin\\.\\d+`));
+    assert.match(dryFlashback.out, /allowed: +semi-sync was in sync on db\d when it was failed over/);
+
+    const dataBefore = await checksums(c.server(node));
+    const run = await cli(c, ['rejoin', node, '--method', 'script', '--yes', '--timeout', '60']);
+    assert.equal(run.code, 1, run.out + run.err);
+    assert.match(run.err, /rejoin aborted: .*script failed: the rejoin script exit 3: .*cannot restore: no backup of db\d/);
+    assert.match(run.out, /✓ decide/);
+    const record = (await rejoinRecord(c, node))!;
+    assert.equal(record.outcome, 'aborted');
+    assert.equal(record.trigger.startsWith('request '), true);
+    const after = (await c.member(node))!;
+    assert.equal(after.errant, m.errant, 'still diverged');
+    assert.equal(after.rejoin?.outcome, 'failed');
+    assert.deepEqual(await checksums(c.server(node)), dataBefore, 'the node was left as it was');
+    const explained = await cli(c, ['explain', String(next.epoch)]);
+    assert.match(explained.out, new RegExp(`${node} now: diverged \\(${extra}\\); salvaged ${extra} into .*; rejoin policy: none; last rejoin by script: aborted`));
+  });
+});
