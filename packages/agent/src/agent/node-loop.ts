@@ -51,14 +51,21 @@ export class NodeLoop {
   private wakeUp: ((cluster: boolean) => void) | null = null;
   /** A knock found the server gone while the loop was busy: the next sleep is skipped. */
   private gonePending = false;
+  /** A change in etcd came while the loop was busy: it acts again before it sleeps. */
+  private wakePending = false;
   private knocking = false;
   private knockedAt = -Infinity;
 
   constructor(private readonly d: NodeLoopDeps) {}
 
-  /** Runs the loop now if it sleeps: a change in etcd that concerns this node. */
+  /**
+   * A change in etcd that concerns this node: the loop acts on it now if it sleeps, or right after
+   * the step it is in (a wake-up that came while it probed or published used to wait for the next
+   * pace, up to 50 ms, at every step of a failover).
+   */
   wake(): void {
-    this.wakeUp?.(true);
+    if (this.wakeUp) this.wakeUp(true);
+    else this.wakePending = true;
   }
 
   /**
@@ -116,6 +123,11 @@ export class NodeLoop {
       if (hurried) continue;
       if (this.gonePending) {
         this.gonePending = false;
+        continue;
+      }
+      if (this.wakePending) {
+        this.wakePending = false;
+        woken = true;
         continue;
       }
       const wait = new AbortController();
