@@ -80,7 +80,8 @@ describe('parseMariaDbState on recorded MariaDB 10.11 rows', () => {
   it('replica lag: the heartbeat\'s age whenever the replica is not provably current', () => {
     // The recorded replica's heartbeat is 210 ms old; it has applied all it received (0-1-16).
     assert.equal(parsed('replica', { Slave_SQL_Running: 'No' }).lagMs, 210.187, 'SQL thread stopped');
-    assert.equal(parsed('replica', { Gtid_IO_Pos: '0-1-18' }).lagMs, 210.187, 'a relay log left to apply');
+    assert.equal(parsed('replica', { Gtid_IO_Pos: '0-1-18' }).lagMs, 210.187, 'a relay log of two transactions left to apply');
+    assert.equal(parsed('replica', { Gtid_IO_Pos: '0-1-17' }).lagMs, 0, 'the one transaction it is applying (most often the newest heartbeat) is not lag');
     assert.equal(parsed('replica', { Slave_IO_Running: 'Connecting' }).lagMs, 210.187, 'not receiving');
     const [probe, replica] = rows('replica');
     const stale = { ...probe, heartbeat_age_us: 1_700_000 };

@@ -7,7 +7,7 @@
  * only, never on the node's own binlog; a former primary's gtid_slave_pos lags its binlog.
  */
 import type { NodeState, ReplicationState, SemiSyncState } from '@primacy/common';
-import { formatGtid, gtidContains, mergeGtid, parseGtid } from '@primacy/common';
+import { formatGtid, gtidContains, gtidCountMissing, mergeGtid, parseGtid } from '@primacy/common';
 import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource, SemiSyncWait } from './driver.js';
 import { killClientSessions } from './fence.js';
 import { CREATE_HEARTBEAT_TABLE, DEFAULT_HEARTBEAT_INTERVAL_MS, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow, replicaLagMs } from './probe.js';
@@ -118,7 +118,7 @@ export function parseMariaDbState(probe: Row, replica: Row | null, heartbeatInte
     },
     replication,
     // On a node that replicates (on the primary the row is its own).
-    lagMs: replicaLagMs(heartbeat.ageMs, replication, formatGtid(received) === formatGtid(executed), heartbeatIntervalMs),
+    lagMs: replicaLagMs(heartbeat.ageMs, replication, gtidCountMissing(received, executed), heartbeatIntervalMs),
     heartbeatEpoch: heartbeat.epoch,
     semiSync,
     connections: readNullableInt(probe, 'threads_connected') ?? 0,

@@ -9,7 +9,7 @@
  * assumed.
  */
 import type { NodeState, ReplicationState, SemiSyncState } from '@primacy/common';
-import { ErrorCodes, formatGtid, mergeGtid, parseGtid, PrimacyError } from '@primacy/common';
+import { ErrorCodes, formatGtid, gtidCountMissing, mergeGtid, parseGtid, PrimacyError } from '@primacy/common';
 import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource, SemiSyncWait } from './driver.js';
 import { killClientSessions } from './fence.js';
 import { CREATE_HEARTBEAT_TABLE, DEFAULT_HEARTBEAT_INTERVAL_MS, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow, replicaLagMs } from './probe.js';
@@ -157,7 +157,7 @@ export function parseMySqlState(probe: Row, replica: Row | null, heartbeatInterv
     },
     replication,
     // On a node that replicates (on the primary the row is its own).
-    lagMs: replicaLagMs(heartbeat.ageMs, replication, formatGtid(received) === formatGtid(executed), heartbeatIntervalMs),
+    lagMs: replicaLagMs(heartbeat.ageMs, replication, gtidCountMissing(received, executed), heartbeatIntervalMs),
     heartbeatEpoch: heartbeat.epoch,
     semiSync,
     connections: readNullableInt(probe, 'threads_connected') ?? 0,

@@ -126,14 +126,17 @@ export const HEARTBEAT_GRACE_MS = 600;
 
 /**
  * A replica's lag in ms. The heartbeat's age alone is a sawtooth between the true delay and the delay
- * plus one interval (160 to 1,234 ms on an idle cluster). A replica whose threads both run, that has
- * applied everything it received, and whose heartbeat is no older than an interval and a grace (so
- * it is still receiving), is as current as the network lets it be: 0. Any other replica (a relay log
- * to apply, a stopped thread, heartbeats that stopped coming) reports the heartbeat's age: an upper
- * bound, never less than the truth. Null on a node that does not replicate or has no heartbeat.
+ * plus one interval (160 to 1,234 ms on an idle cluster). A replica whose threads both run, whose
+ * heartbeat is no older than an interval and a grace (so it is still receiving, and applied a
+ * heartbeat that recently), and that has at most one transaction left to apply (`backlog`: the one
+ * it is applying, most often the newest heartbeat itself) is current: lag 0. A transaction that
+ * takes long to apply holds the heartbeats behind it, so the heartbeat grows old and the rule no
+ * longer holds. Any other replica (a longer relay log, a stopped thread, heartbeats that stopped
+ * coming) reports the heartbeat's age: an upper bound. Null on a node that does not replicate or
+ * has no heartbeat row.
  */
-export function replicaLagMs(ageMs: number | null, replication: ReplicationState | null, caughtUp: boolean, intervalMs: number): number | null {
+export function replicaLagMs(ageMs: number | null, replication: ReplicationState | null, backlog: bigint, intervalMs: number): number | null {
   if (replication === null || ageMs === null) return null;
   const receiving = replication.ioState === 'running' && replication.sqlRunning && ageMs <= intervalMs + HEARTBEAT_GRACE_MS;
-  return receiving && caughtUp ? 0 : ageMs;
+  return receiving && backlog <= 1n ? 0 : ageMs;
 }

@@ -6,6 +6,7 @@ import {
   compareGtid,
   formatGtid,
   gtidContains,
+  gtidCountMissing,
   gtidMissing,
   isEmptyGtid,
   mergeGtid,
@@ -211,5 +212,14 @@ describe('facade properties, for both flavors', () => {
       }),
       RUNS,
     );
+  });
+});
+
+describe('gtidCountMissing', () => {
+  it('counts the transactions a has that b lacks, in either flavor', () => {
+    assert.equal(gtidCountMissing(maria('0-1-18,1-2-5'), maria('0-1-16,1-2-5')), 2n);
+    assert.equal(gtidCountMissing(maria('0-1-16'), maria('0-1-18')), 0n);
+    assert.equal(gtidCountMissing(mysql(`${U1}:1-10,${U2}:1-3`), mysql(`${U1}:1-7`)), 6n);
+    assertFlavorError(() => gtidCountMissing(maria('0-1-1'), mysql(`${U1}:1`)));
   });
 });

@@ -20,6 +20,7 @@ import {
   parseMysqlGtidSet,
   subtractGtidSets,
   unionGtidSets,
+  countGtids,
   type MysqlGtidSet,
 } from './mysql.js';
 
@@ -42,6 +43,13 @@ export interface MysqlGtidPosition {
 export type GtidPosition = MariaGtidPosition | MysqlGtidPosition;
 
 export type MostAdvanced = { readonly index: number } | { readonly diverged: true };
+
+/** How many transactions a has that b lacks (a replica's received against its executed: its backlog). */
+export function gtidCountMissing(a: GtidPosition, b: GtidPosition): bigint {
+  const p = samePair(a, b);
+  if (p.flavor === 'mariadb') return mariaMissing(p.a, p.b).reduce((n, r) => n + (r.toSeq - r.fromSeqExclusive), 0n);
+  return countGtids(subtractGtidSets(p.a, p.b));
+}
 
 /** Parses a server's GTID text in its flavor; throws GtidParseError on malformed input. */
 export function parseGtid(flavor: Flavor, text: string): GtidPosition {
