@@ -184,3 +184,43 @@ describe('a diverged old primary rejoins by the cluster\'s policy', () => {
     assert.match(explained.out, new RegExp(`${node} now: diverged \\(${extra}\\); salvaged ${extra} into .*; rejoin policy: none; last rejoin by script: aborted`));
   });
 });
+
+describe('a node that a reseed left half-copied', () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await startCluster(etcd, { coordinator: 'db1' });
+  });
+  after(() => c.stop());
+
+  test('never replicates again under a restarted agent: it stays diverged and says it needs a reseed; without the mark it replicates', { timeout: 120_000 }, async () => {
+    const p = (await c.primary())!;
+    const node = ['db2', 'db3'].find((n) => n !== p.node)!;
+    await c.agents.get(node)!.kill();
+    // What a reseed killed mid-copy leaves: the mark (outside the binlog), and replication gone.
+    const conn = await c.server(node).connect();
+    const unlogged = async (sql: string): Promise<void> => {
+      await conn.query('SET SESSION sql_log_bin = 0');
+      await conn.query(sql);
+    };
+    await unlogged('CREATE DATABASE IF NOT EXISTS primacy_rejoin');
+    await unlogged('CREATE TABLE IF NOT EXISTS primacy_rejoin.reseed (id TINYINT PRIMARY KEY, source VARCHAR(255) NOT NULL, started_at DATETIME(3) NOT NULL)');
+    await unlogged(`REPLACE INTO primacy_rejoin.reseed (id, source, started_at) VALUES (1, '${p.node}', NOW(3))`);
+    await conn.query('STOP SLAVE');
+    await conn.query('RESET SLAVE ALL');
+    await c.restartAgent(node);
+    const m = await waitFor(`${node} to be kept out as half-reseeded`, async () => {
+      const m = await c.member(node);
+      return m?.role === 'diverged' ? m : undefined;
+    }, { timeoutMs: 20_000 });
+    assert.match(m.errant ?? '', new RegExp(`a reseed from ${p.node} started at .* did not finish: the node holds partial data`));
+    await new Promise((r) => setTimeout(r, 2000));
+    const [status] = await c.server(node).query('SHOW SLAVE STATUS');
+    assert.equal(status, undefined, 'it never replicated');
+    // The mark gone (a reseed finished), a restarted agent makes it replicate as usual.
+    await c.agents.get(node)!.kill();
+    await unlogged('DROP DATABASE primacy_rejoin');
+    conn.destroy();
+    await c.restartAgent(node);
+    await waitFor(`${node} to replicate again`, async () => ((await c.member(node))?.role === 'replica' ? true : undefined), { timeoutMs: 20_000 });
+  });
+});

@@ -13,6 +13,7 @@ import type { NodeDriver } from '../node/driver.js';
 import { readPid } from '../node/gone.js';
 import { revokedFor, sourceTimeoutFor, type NodeAction, type NodePlanInput, type RecoveryInput } from '../plan.js';
 import { Recovery } from './recovery.js';
+import { readReseedMark } from '../rejoin/index.js';
 import type { Counters } from '../view.js';
 import { HookRunner, hookContext, postHookDue } from '../hooks.js';
 import { runningSwitchover, type ClusterWatch } from './cluster-watch.js';
@@ -74,6 +75,8 @@ export class NodeActions {
   /** The last fence failure, logged once until it changes or a fence succeeds. */
   private lastFenceError: string | null = null;
   private lastHeartbeatAt = 0;
+  /** The node carries no reseed mark (checked before it first replicates in this agent's life). */
+  private reseedChecked = false;
   /** The last "still applying" message of a promotion, logged once. */
   private lastApplying: string | null = null;
   /** The epoch this agent last promoted its node to, and the last one it ran its post hook for. */
@@ -202,6 +205,7 @@ export class NodeActions {
         this.d.log.info({ reason: action.reason }, "semi-sync settings follow the cluster's durability");
         return;
       case 'replicate':
+        await this.refuseHalfReseeded();
         this.unfence();
         // Receiving again: a revoke of an earlier failover attempt no longer holds.
         this.revokedEpoch = null;
@@ -213,6 +217,24 @@ export class NodeActions {
       case 'promote':
         return this.promote(action.epoch);
     }
+  }
+
+  /**
+   * A reseed that did not finish (this agent's, or an earlier run's that was killed) leaves a mark
+   * on the node: it holds partial data and must never replicate or serve as if whole. Checked once,
+   * before the node first replicates in this agent's life (a mark is only ever made by a reseed);
+   * a marked node is kept diverged, with the reason, until a reseed finishes.
+   */
+  private async refuseHalfReseeded(): Promise<void> {
+    if (this.reseedChecked) return;
+    const m = this.d.config.mysql;
+    const mark = await readReseedMark({ host: m.host, port: m.port, socket: m.socket, user: m.user, password: this.d.config.secrets.mysqlPassword });
+    if (mark === null) {
+      this.reseedChecked = true;
+      return;
+    }
+    this.errant = `a reseed from ${mark.source} started at ${mark.startedAt.toISOString()} did not finish: the node holds partial data (primacy rejoin ${this.d.config.node} --method reseed)`;
+    throw new Error(`not replicating: ${this.errant}`);
   }
 
   private unfence(): void {

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import type { Endpoint } from '../node/driver.js';
 import { connectNode } from '../node/index.js';
 import { errantAgainst, type RecoveryInput } from '../plan.js';
-import { flashback, replicateFromPrimary, reseed, runRejoinScript, salvage } from '../rejoin/index.js';
+import { flashback, readReseedMark, replicateFromPrimary, reseed, runRejoinScript, salvage } from '../rejoin/index.js';
 import type { ClusterWatch } from './cluster-watch.js';
 import type { NodeMonitor } from './node-monitor.js';
 
@@ -124,6 +124,9 @@ export class Recovery {
     this.progress(record, step, 'running', `${plan.method} of ${plan.gtids} (salvage in ${plan.salvageFolder})`);
     log.warn({ method: plan.method, gtids: plan.gtids, allowed: plan.allowed }, `rejoin by ${plan.method} started`);
     try {
+      // A node a reseed left half-copied has partial data: only a reseed may touch it.
+      const mark = plan.method === 'reseed' ? null : await readReseedMark(this.endpoint);
+      if (mark !== null) throw new Error(`the node is marked as needing a reseed (from ${mark.source}, started ${mark.startedAt.toISOString()}): it holds partial data, and only a reseed rejoins it`);
       const detail = await this.method(record, manifest, p, s.flavor);
       step = 'replicate';
       this.progress(record, step, 'running', `${detail}; checking the node against ${p.node}`);
