@@ -26,7 +26,7 @@ after(cleanupAll);
  * wait for an acknowledgement that never comes (semi-sync still in sync: within its 10 s timeout),
  * and its mysqld is killed: the cluster fails over; then its server comes back with those writes.
  */
-async function divergeAndFailOver(c: TestCluster, ids: number[]): Promise<{ old: Primary; next: Primary; extra: string }> {
+async function divergeAndFailOver(c: TestCluster, ids: number[]): Promise<{ old: Primary; next: Primary; extra: string; count: number }> {
   await c.settled(30_000);
   const old = (await c.primary())!;
   const from = c.server(old.node);
@@ -41,7 +41,11 @@ async function divergeAndFailOver(c: TestCluster, ids: number[]): Promise<{ old:
     pos = await binlogPos(from);
     if (failed.length > 0) throw new Error(`writes failed before ${old.node} was killed: ${failed.join('; ')}`);
     return seq(pos) >= seq(before) + ids.length ? pos : undefined;
-  }, { timeoutMs: 8_000, intervalMs: 20 }).catch((err: unknown) => {
+  }, { timeoutMs: 3_000, intervalMs: 20 }).catch(async (err: unknown) => {
+    // Commits that came in another binlog group than the first may wait behind its acknowledgement
+    // and never reach the binlog: what did is the divergence (seen in CI: 2 of 3).
+    pos = await binlogPos(from);
+    if (seq(pos) > seq(before)) return pos;
     throw new Error(`${String(err)}; ${old.node}'s binlog went from ${before} to ${pos}`);
   });
   await from.kill();
@@ -51,7 +55,7 @@ async function divergeAndFailOver(c: TestCluster, ids: number[]): Promise<{ old:
   const next = await c.readyPrimary({ after: old.epoch, timeoutMs: 40_000 });
   c.proxies.get(old.node)!.restore();
   await from.start();
-  return { old, next, extra };
+  return { old, next, extra, count: seq(extra) - seq(before) };
 }
 
 async function readJson<T>(c: TestCluster, key: string, parse: (v: unknown) => T): Promise<T | null> {
@@ -96,7 +100,7 @@ describe('a diverged old primary rejoins by the cluster\'s policy', () => {
   test('flashback after a failover with semi-sync in sync: salvaged, undone, replicating, the new primary\'s data', { timeout: 180_000 }, async () => {
     for (let i = 1; i <= 20; i++) await c.server('db1').query('INSERT INTO app.acks (id) VALUES (?)', [i], { creds: APP });
     const started = Date.now();
-    const { old, next, extra } = await divergeAndFailOver(c, [1001, 1002, 1003]);
+    const { old, next, extra, count } = await divergeAndFailOver(c, [1001, 1002, 1003]);
     assert.equal(old.node, 'db1');
     const failover = (await c.op(next.epoch))!;
     assert.equal(failover.durability?.state, 'active', `the failover record shows semi-sync in sync: ${JSON.stringify(failover.durability)}`);
@@ -116,8 +120,8 @@ describe('a diverged old primary rejoins by the cluster\'s policy', () => {
     assert.ok(record.steps.every((s) => s.outcome === 'ok'), JSON.stringify(record.steps));
 
     const salvage = (await salvageOf(c, 'db1'))!;
-    assert.equal(salvage.gtids, extra, 'the salvage holds exactly the three extra transactions');
-    assert.deepEqual(salvage.extra.map((r) => [r.fromSeqExclusive, r.toSeq].map(Number)), [[Number(extra.split('-')[2]) - 3, Number(extra.split('-')[2])]]);
+    assert.equal(salvage.gtids, extra, 'the salvage holds exactly the extra transactions');
+    assert.deepEqual(salvage.extra.map((r) => [r.fromSeqExclusive, r.toSeq].map(Number)), [[Number(extra.split('-')[2]) - count, Number(extra.split('-')[2])]]);
     assert.ok(salvage.files.length >= 1);
     const history = await c.etcd.getAll().prefix(c.keys.historyPrefix).keys();
     assert.ok(history.some((k) => k.endsWith(`${next.epoch}-rejoin-done`)), `history: ${history.join(', ')}`);
@@ -136,7 +140,7 @@ describe('a diverged old primary rejoins by the cluster\'s policy', () => {
 
   test('policy none: the node stays diverged, salvaged; the dry run says why; a failing script leaves it diverged and says why', { timeout: 240_000 }, async () => {
     await c.etcd.put(c.keys.config).value(JSON.stringify({ rejoin: { method: 'none' } }));
-    const { old, next, extra } = await divergeAndFailOver(c, [2001, 2002]);
+    const { old, next, extra, count } = await divergeAndFailOver(c, [2001, 2002]);
     const node = old.node;
     const salvage = await waitFor(`${node}'s salvage`, async () => {
       const s = await salvageOf(c, node);
@@ -146,7 +150,7 @@ describe('a diverged old primary rejoins by the cluster\'s policy', () => {
       const said = c.agents.get(node)!.logLines().filter((l) => /salvage|diverged/.test(String(l['msg']))).map((l) => `${String(l['msg'])} ${String(l['err'] ?? '')}`);
       throw new Error(`${String(err)}; member: errant ${m?.errant}, role ${m?.role}, salvageProblem ${m?.salvageProblem}, binlogState ${m?.server?.gtid.binlogState}; log: ${said.join(' | ')}`);
     });
-    assert.deepEqual(salvage.extra.map((r) => [r.fromSeqExclusive, r.toSeq].map(Number)), [[Number(extra.split('-')[2]) - 2, Number(extra.split('-')[2])]]);
+    assert.deepEqual(salvage.extra.map((r) => [r.fromSeqExclusive, r.toSeq].map(Number)), [[Number(extra.split('-')[2]) - count, Number(extra.split('-')[2])]]);
     const m = await waitFor(`${node} reported diverged`, async () => {
       const x = await c.member(node);
       return x?.errant ? x : undefined;
