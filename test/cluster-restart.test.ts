@@ -72,9 +72,10 @@ describe('the whole cluster down, back one node at a time', () => {
     assert.equal(down.primary, 'db1');
     await startNode(c, 'db2');
     // db2 lacks db1's last writes: whatever the coordinator decides, it is not a promotion.
+    // Until db2's agent has probed its server, the refusal says no node answers yet; then it names db2.
     const refused = await waitFor('the failover refused while db2 alone is back', async () => {
       const op = await opAt(c, down.epoch + 1);
-      return op?.outcome === 'refused' ? op : undefined;
+      return op?.outcome === 'refused' && / db2 has /.test(op.reason) ? op : undefined;
     }, { timeoutMs: 30_000, intervalMs: 200 });
     // The primary's heartbeats move its position on after the test's last write: at least that one.
     const waitedFor = /the whole cluster was down \(db1, db3 not back\): waiting for db1 \(the last primary\) or for a node whose position contains everyone's last published one \((0-1-\d+)\); db2 has /.exec(refused.reason);
