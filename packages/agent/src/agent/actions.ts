@@ -157,7 +157,10 @@ export class NodeActions {
       return true;
     } catch (err) {
       if (err instanceof StillApplying) {
-        // The loop publishes the progress, then the promotion is tried again.
+        // The loop publishes the progress at once (GTID positions alone are not worth a write outside
+        // an operation record's wait, and the coordinator replaces a candidate it sees standing still),
+        // then the promotion is tried again.
+        this.d.publishSoon();
         if (err.message !== this.lastApplying) log.info({ executed: this.d.monitor.observation?.state?.gtid.executed }, err.message);
         this.lastApplying = err.message;
         return true;
