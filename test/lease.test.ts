@@ -106,3 +106,37 @@ test('etcd frozen for 4 s: the lease lapses at the keeper\'s deadline, then etcd
     client.close();
   }
 });
+
+test('routine keepalives share one long-lived stream: a handful of LeaseKeepAlive streams for many keepalives, and etcd says when the lease is gone', async (t) => {
+  const client = etcd.client({ dialTimeout: 1000 });
+  const keeper = new LeaseKeeper(client, { ttlS: 5, marginMs: 1500, callTimeoutMs: 1000 });
+  const lost: string[] = [];
+  keeper.on('lost', (reason) => lost.push(reason));
+  const counts = async (): Promise<{ streams: number; keepalives: number }> => {
+    const texts = await Promise.all(etcd.members.filter((m) => m.isRunning()).map(async (m) => (await fetch(`${m.endpoint}/metrics`)).text()));
+    const sum = (name: string): number =>
+      texts.reduce((a, text) => a + Number(new RegExp(`^${name}\\{[^}]*grpc_method="LeaseKeepAlive"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0), 0);
+    return { streams: sum('grpc_server_started_total'), keepalives: sum('grpc_server_msg_received_total') };
+  };
+  const running = keeper.run();
+  try {
+    while (keeper.id === null) await sleep(20);
+    const before = await counts();
+    await sleep(4000);
+    const after = await counts();
+    const keepalives = after.keepalives - before.keepalives;
+    const streams = after.streams - before.streams;
+    t.diagnostic(`${keepalives} keepalives over ${streams} new streams in 4 s`);
+    assert.ok(keepalives >= 6, `${keepalives} keepalives in 4 s (one every 500 ms)`);
+    assert.ok(streams <= 1, `${streams} new LeaseKeepAlive streams for ${keepalives} keepalives`);
+    assert.ok(keeper.isLive());
+    // Revoked behind the keeper's back: the answer on the shared stream (TTL 0) says the lease is gone.
+    await client.leaseClient.leaseRevoke({ ID: keeper.id! });
+    const revokedAt = Date.now();
+    while (lost.length === 0 && Date.now() - revokedAt < 3000) await sleep(20);
+    assert.deepEqual(lost, ['etcd says the lease is gone']);
+  } finally {
+    await keeper.stop({ revoke: true });
+    await running;
+  }
+});

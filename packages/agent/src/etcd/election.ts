@@ -17,11 +17,11 @@ export async function campaign(store: ClusterStore, lease: Lease, leaseId: strin
   return { key, node, createRevision: String(kv.create_revision), lease: String(kv.lease) };
 }
 
-/** Calls `onChange` whenever a key of the cluster changes: a hint to re-read. `onError` when the watch ends. */
-export async function watchHints(client: Etcd3, prefix: string, onChange: () => void, onError: () => void): Promise<() => Promise<void>> {
+/** Calls `onChange` with the key whenever a key of the cluster changes: a hint to re-read. `onError` when the watch ends. */
+export async function watchHints(client: Etcd3, prefix: string, onChange: (key: string) => void, onError: () => void): Promise<() => Promise<void>> {
   const watcher = await client.watch().prefix(prefix).create();
-  watcher.on('put', onChange);
-  watcher.on('delete', onChange);
+  watcher.on('put', (kv) => onChange(kv.key.toString()));
+  watcher.on('delete', (kv) => onChange(kv.key.toString()));
   watcher.on('error', () => {
     void watcher.cancel().catch(() => undefined);
     onError();

@@ -10,7 +10,7 @@
  * have acted on its loss. Only when etcd says it is gone is it *lost*, and a new one is granted.
  */
 import { EventEmitter } from 'node:events';
-import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse, type Lease } from 'etcd3';
 import { monotonicClock, type Clock } from '../clock.js';
 
 
@@ -46,6 +46,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private stopped = false;
   private deadlineTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
+  /** The one long-lived keepalive stream of routine renewals (see `keepalive`); null until needed or after it failed. */
+  private stream: KeepaliveStream | null = null;
 
   constructor(
     private readonly client: Etcd3,
@@ -143,8 +145,11 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
         resolve(ok);
       };
       const attempt = (): void => {
+        // The first goes over the long-lived stream; a hedge, on a stream of its own, which may reach another member.
+        const hedged = started > 0;
         started += 1;
-        void this.keepalive(lease).then((ok) => {
+        if (hedged) this.dropStream();
+        void this.keepalive(lease, hedged).then((ok) => {
           if (ok) settle(true);
           else if (++failed === maxAttempts || this.lease !== lease) settle(this.lease !== lease);
         });
@@ -156,12 +161,19 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     });
   }
 
-  /** One keepalive; true when etcd acknowledged it (or the lease is no longer ours). */
-  private async keepalive(lease: Lease): Promise<boolean> {
+  /**
+   * One keepalive; true when etcd acknowledged it (or the lease is no longer ours). Routine ones share
+   * one long-lived LeaseKeepAlive stream: etcd3's `keepaliveOnce` opens a gRPC stream for each, which
+   * costs the client and every etcd member more than the keepalive itself, twice a second per agent.
+   * A `fresh` one (a hedge) still gets a stream of its own.
+   */
+  private async keepalive(lease: Lease, fresh = false): Promise<boolean> {
     const sentAt = this.clock.now();
     try {
-      // gRPC's deadline is a wall-clock time; our own deadline below is not.
-      const res = await withTimeout(lease.keepaliveOnce({ deadline: Date.now() + this.options.callTimeoutMs }), this.options.callTimeoutMs);
+      const res = fresh
+        ? // gRPC's deadline is a wall-clock time; our own deadline below is not.
+          await withTimeout(lease.keepaliveOnce({ deadline: Date.now() + this.options.callTimeoutMs }), this.options.callTimeoutMs)
+        : await withTimeout(this.keepaliveOnStream(lease), this.options.callTimeoutMs);
       if (lease !== this.lease) return true;
       this.extendDeadline(sentAt, Number(res.TTL));
       this.emit('etcdOk');
@@ -169,9 +181,32 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     } catch (err) {
       if (lease !== this.lease) return true;
       if (err instanceof EtcdLeaseInvalidError) this.lose('etcd says the lease is gone');
-      else this.emit('etcdError', err);
+      // A stream this keeper dropped (for a hedge, or at stop) says nothing about etcd.
+      else if (!(err instanceof StreamDropped)) this.emit('etcdError', err);
       return false;
     }
+  }
+
+  /** A keepalive over the long-lived stream, opened first if there is none. etcd answers each in order. */
+  private async keepaliveOnStream(lease: Lease): Promise<ILeaseKeepAliveResponse> {
+    const id = this.leaseId;
+    if (id === null) throw new Error('no lease to keep alive');
+    this.stream ??= new KeepaliveStream(this.client.leaseClient.leaseKeepAlive());
+    const stream = this.stream;
+    try {
+      const res = await stream.send(id);
+      if (Number(res.TTL) <= 0 && lease === this.lease) throw new EtcdLeaseInvalidError(id);
+      return res;
+    } catch (err) {
+      // A stream that failed once is not trusted again: the next keepalive opens another.
+      if (this.stream === stream) this.dropStream();
+      throw err;
+    }
+  }
+
+  private dropStream(): void {
+    this.stream?.close();
+    this.stream = null;
   }
 
   private extendDeadline(sentAtMs: number, ttlS: number): void {
@@ -243,8 +278,64 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.leaseId = null;
     this.deadlineMs = 0;
     this.lapsed = false;
+    this.dropStream();
     if (lease && revoke) await withTimeout(lease.revoke(), this.options.callTimeoutMs).catch(() => undefined);
     lease?.release();
+  }
+}
+
+class StreamDropped extends Error {
+  constructor() {
+    super('the keepalive stream was dropped by the keeper');
+  }
+}
+
+/**
+ * A LeaseKeepAlive stream used for many keepalives. etcd answers the requests of one stream in the
+ * order they came, so each answer settles the oldest unanswered send; an unanswered keepalive whose
+ * caller gave up still holds its place. An error or the end of the stream fails every send waiting.
+ */
+class KeepaliveStream {
+  private readonly waiting: Array<{ resolve: (res: ILeaseKeepAliveResponse) => void; reject: (err: unknown) => void }> = [];
+  private stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | null = null;
+  private failure: unknown = null;
+  private readonly opened: Promise<void>;
+
+  constructor(opening: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>>) {
+    this.opened = opening.then(
+      (stream) => {
+        this.stream = stream;
+        if (this.failure !== null) return stream.cancel();
+        stream.on('data', (res) => this.waiting.shift()?.resolve(res));
+        stream.on('error', (err) => this.fail(err));
+        stream.on('end', () => this.fail(new Error('etcd ended the keepalive stream')));
+      },
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  async send(id: string): Promise<ILeaseKeepAliveResponse> {
+    await this.opened;
+    if (this.failure !== null || this.stream === null) throw this.failure ?? new Error('the keepalive stream is closed');
+    const stream = this.stream;
+    return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      stream.write({ ID: id });
+    });
+  }
+
+  close(): void {
+    this.fail(new StreamDropped());
+    try {
+      this.stream?.cancel();
+    } catch {
+      // already ended
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure === null) this.failure = err;
+    for (const w of this.waiting.splice(0)) w.reject(err);
   }
 }
 
