@@ -80,10 +80,6 @@ async function addCluster(name: string, index: number): Promise<void> {
     const config = agentConfig(name, node, servers[i]!.host);
     return new Agent(config, { driver: servers[i]!.driver(config.timings.probeTimeoutMs, config.timings.heartbeatIntervalMs), logger: log.child({ cluster: name, node }) });
   });
-  // The reseed-mark check before a node first replicates opens a connection of its own to the server
-  // (rejoin/reseed.ts), not through the driver, and no simulated server listens: it is marked done, as
-  // a real server without a mark leaves it after one look.
-  for (const a of agents) (a as unknown as { actions: { reseedChecked: boolean } }).actions.reseedChecked = true;
   clusters.push({ name, agents, servers });
   await Promise.all(agents.map((a) => a.start()));
 }

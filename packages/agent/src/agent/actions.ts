@@ -13,7 +13,6 @@ import type { NodeDriver } from '../node/driver.js';
 import { readPid } from '../node/gone.js';
 import { revokedFor, sourceTimeoutFor, type NodeAction, type NodePlanInput, type RecoveryInput } from '../plan.js';
 import { Recovery } from './recovery.js';
-import { readReseedMark } from '../rejoin/index.js';
 import type { Counters } from '../view.js';
 import { HookRunner, hookContext, postHookDue } from '../hooks.js';
 import { runningSwitchover, type ClusterWatch } from './cluster-watch.js';
@@ -230,8 +229,7 @@ export class NodeActions {
    */
   private async refuseHalfReseeded(): Promise<void> {
     if (this.reseedChecked) return;
-    const m = this.d.config.mysql;
-    const mark = await readReseedMark({ host: m.host, port: m.port, socket: m.socket, user: m.user, password: this.d.config.secrets.mysqlPassword });
+    const mark = await this.d.driver.readReseedMark();
     if (mark === null) {
       this.reseedChecked = true;
       return;

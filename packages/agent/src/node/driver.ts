@@ -46,6 +46,12 @@ export interface Heartbeat {
   readonly ageMs: number;
 }
 
+/** A reseed that has not finished: its source and when it began (node/reseed-mark.ts). */
+export interface ReseedMark {
+  readonly source: string;
+  readonly startedAt: Date;
+}
+
 export interface ReplicationSource {
   readonly host: string;
   readonly port: number;
@@ -93,5 +99,7 @@ export interface NodeDriver {
   /** Creates the `primacy.heartbeat` table if needed (on the primary only) and upserts this epoch's row. */
   writeHeartbeat(epoch: number, node: string): Promise<void>;
   readHeartbeat(): Promise<Heartbeat | null>;
+  /** The mark of a reseed that did not finish, or null: a marked node holds partial data. */
+  readReseedMark(): Promise<ReseedMark | null>;
   close(): Promise<void>;
 }

@@ -4,7 +4,7 @@
  * report it down and other operations first try that contact.
  */
 import { ErrorCodes, PrimacyError } from '@primacy/common';
-import type { Endpoint, FenceState, Flavor, Heartbeat, NodeDriver, SemiSyncWait, Observation, ReplicationSource } from './driver.js';
+import type { Endpoint, FenceState, Flavor, Heartbeat, NodeDriver, ReseedMark, SemiSyncWait, Observation, ReplicationSource } from './driver.js';
 import { MariaDbDriver } from './mariadb.js';
 import { MySqlDriver } from './mysql.js';
 import { failedObservation } from './probe.js';
@@ -126,6 +126,9 @@ class FlavorDetectingDriver implements NodeDriver {
   }
   readHeartbeat(): Promise<Heartbeat | null> {
     return this.#forOperation().then((d) => d.readHeartbeat());
+  }
+  readReseedMark(): Promise<ReseedMark | null> {
+    return this.#forOperation().then((d) => d.readReseedMark());
   }
 
   close(): Promise<void> {

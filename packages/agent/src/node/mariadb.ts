@@ -8,8 +8,9 @@
  */
 import type { NodeState, ReplicationState, SemiSyncState } from '@primacy/common';
 import { formatGtid, gtidContains, gtidCountMissing, mergeGtid, parseGtid } from '@primacy/common';
-import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource, SemiSyncWait } from './driver.js';
+import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource, ReseedMark, SemiSyncWait } from './driver.js';
 import { killClientSessions } from './fence.js';
+import { readMarkOn } from './reseed-mark.js';
 import { CREATE_HEARTBEAT_TABLE, DEFAULT_HEARTBEAT_INTERVAL_MS, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow, replicaLagMs } from './probe.js';
 import type { Row } from './session.js';
 import { closeSessions, OperationQueue, ownThreadIds, StatementRunner, type DriverOptions, type DriverSessions } from './statement.js';
@@ -294,6 +295,10 @@ export class MariaDbDriver implements NodeDriver {
 
   readHeartbeat(): Promise<Heartbeat | null> {
     return readHeartbeatRow(this.#sessions.probe, this.#sql);
+  }
+
+  readReseedMark(): Promise<ReseedMark | null> {
+    return readMarkOn(this.#sessions.admin, this.#sql);
   }
 
   close(): Promise<void> {

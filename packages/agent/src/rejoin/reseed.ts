@@ -10,12 +10,13 @@
 import { ErrorCodes, PrimacyError, type Flavor, type SalvageManifest } from '@primacy/common';
 import type { Endpoint } from '../node/driver.js';
 import { readText } from '../node/values.js';
+import type { ReseedMark } from '../node/driver.js';
+import { MARK_DATABASE, MARK_TABLE, readMarkOn } from '../node/reseed-mark.js';
 import { readBinlogSettings, withNodeSql, type NodeSql } from './session.js';
 import { defaultPrograms, describeRun, LineSplitter, runPipe, succeeded, withClientOptions, type ClientPrograms } from './tools.js';
 
 /** The marker's database: never dumped, never dropped by a reseed, absent from healthy nodes. */
-export const MARK_DATABASE = 'primacy_rejoin';
-const MARK_TABLE = `${MARK_DATABASE}.reseed`;
+export { MARK_DATABASE };
 
 /** Schemas a reseed neither copies nor drops: the server's own, and the mark. */
 const SYSTEM_DATABASES = new Set(['mysql', 'information_schema', 'performance_schema', 'sys', MARK_DATABASE]);
@@ -52,10 +53,7 @@ export interface ReseedResult {
   readonly ms: number;
 }
 
-export interface ReseedMark {
-  readonly source: string;
-  readonly startedAt: Date;
-}
+export type { ReseedMark };
 
 const DEFAULT_TIMEOUT_MS = 60 * 60_000;
 
@@ -173,14 +171,8 @@ export async function readReseedMark(endpoint: Endpoint): Promise<ReseedMark | n
   return withNodeSql(endpoint, readMark);
 }
 
-async function readMark(node: NodeSql): Promise<ReseedMark | null> {
-  const exists = await node.sql.run(node.session, 'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [MARK_DATABASE, 'reseed']);
-  if (exists.length === 0) return null;
-  const rows = await node.sql.run(node.session, `SELECT source, started_at FROM ${MARK_TABLE} WHERE id = 1`);
-  const row = rows[0];
-  if (row === undefined) return null;
-  const at = row['started_at'];
-  return { source: readText(row, 'source'), startedAt: at instanceof Date ? at : new Date(readText(row, 'started_at')) };
+function readMark(node: NodeSql): Promise<ReseedMark | null> {
+  return readMarkOn(node.session, node.sql);
 }
 
 async function userDatabases(node: NodeSql): Promise<string[]> {

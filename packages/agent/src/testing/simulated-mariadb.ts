@@ -157,6 +157,8 @@ export class SimulatedMariaDb {
     }
     if (flat.startsWith('SELECT MASTER_GTID_WAIT(')) return [{ result: 0 }];
     if (flat.startsWith('SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST')) return [];
+    // No reseed ever marks a simulated server (node/reseed-mark.ts).
+    if (flat.startsWith('SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?')) return [];
     if (flat.startsWith('SELECT @@GLOBAL.rpl_semi_sync_master_timeout AS timeout_ms')) {
       return [{ timeout_ms: this.masterTimeoutMs, waiting: '0', clients: String(this.semiSyncClients()) }];
     }
