@@ -140,3 +140,35 @@ test('routine keepalives share one long-lived stream: a handful of LeaseKeepAliv
     await running;
   }
 });
+
+test('a steady keeper renews every TTL/4, and every TTL/10 again as soon as it is not steady', async (t) => {
+  const client = etcd.client({ dialTimeout: 1000 });
+  let steady = true;
+  const keeper = new LeaseKeeper(client, { ttlS: 5, marginMs: 1500, callTimeoutMs: 1000, steady: () => steady });
+  let acks = 0;
+  keeper.on('etcdOk', () => (acks += 1));
+  const running = keeper.run();
+  try {
+    while (keeper.id === null) await sleep(20);
+    const count = async (ms: number): Promise<number> => {
+      const from = acks;
+      await sleep(ms);
+      return acks - from;
+    };
+    // Let the interval in progress end at the cadence being measured.
+    await sleep(1300);
+    const steadyAcks = await count(5000);
+    steady = false;
+    await sleep(1300);
+    const busyAcks = await count(5000);
+    t.diagnostic(`acknowledged keepalives in 5 s: ${steadyAcks} steady, ${busyAcks} not steady`);
+    assert.ok(steadyAcks >= 3 && steadyAcks <= 5, `${steadyAcks} keepalives in 5 s at TTL/4 (1.25 s)`);
+    assert.ok(busyAcks >= 8 && busyAcks <= 11, `${busyAcks} keepalives in 5 s at TTL/10 (500 ms)`);
+    // The rarer renewal leaves the deadline rule as it was: at least TTL − margin − 1.25 s ahead.
+    assert.ok(keeper.deadline - Date.now() > 5000 - 1500 - 1250 - 200, `deadline ${keeper.deadline - Date.now()} ms ahead`);
+  } finally {
+    await keeper.stop({ revoke: true });
+    await running;
+    client.close();
+  }
+});

@@ -24,7 +24,7 @@ import type { NodePlanInput } from './plan.js';
 import { newCounters, type AgentView, type Counters } from './view.js';
 import { demotedBefore, NodeActions } from './agent/actions.js';
 import { Candidacy } from './agent/candidacy.js';
-import { ClusterWatch } from './agent/cluster-watch.js';
+import { ClusterWatch, decidesOnMembers } from './agent/cluster-watch.js';
 import { EtcdHealth } from './agent/etcd-health.js';
 import { MemberPublisher } from './agent/member-publisher.js';
 import { NodeLoop } from './agent/node-loop.js';
@@ -75,7 +75,9 @@ export class Agent {
       ));
     const etcd = (this.etcd = connectEtcd(config));
     const store = new ClusterStore(etcd, config.cluster, config.etcd.root);
-    const keeper = (this.keeper = new LeaseKeeper(etcd, { ttlS: config.timings.leaseTtlS, marginMs: config.timings.fenceMarginMs, callTimeoutMs: config.etcd.dialTimeoutMs }));
+    // A steady replica's agent (it neither wins the election nor runs the primary) renews less often; `this.cluster` exists by the first renewal.
+    const steady = (): boolean => !decidesOnMembers(config.node, this.cluster.snapshot);
+    const keeper = (this.keeper = new LeaseKeeper(etcd, { ttlS: config.timings.leaseTtlS, marginMs: config.timings.fenceMarginMs, callTimeoutMs: config.etcd.dialTimeoutMs, steady }));
     const leaseLive = (): boolean => keeper.isLive();
     const stopping = this.stopping.signal;
     const etcdHealth = (this.etcdHealth = new EtcdHealth(log, counters));

@@ -97,6 +97,13 @@ describe('status', () => {
       '  db3   replica  ok     up      on         0-2-199        1.50 s  src on, rep active   0.1.0',
     ]);
     assert.equal(lines[12], '* the primary named in etcd');
+    assert.ok(!lines.some((l) => l.startsWith('GTID EXECUTED and LAG')), 'fresh positions need no age');
+  });
+
+  test('positions older than 5 s say how old the oldest is', () => {
+    const s = statusModel(healthyView(), T0);
+    const aged = { ...s, nodes: s.nodes.map((n, i) => ({ ...n, updatedAt: T0 - (i === 2 ? 25_000 : 1000) })) };
+    assert.ok(renderStatus(aged, T0, PLAIN).includes('GTID EXECUTED and LAG as each agent last published them, the oldest 25.0 s ago'), renderStatus(aged, T0, PLAIN).join('\n'));
   });
 
   test('conditions: down, fenced, diverged, broken replication, no primary', () => {

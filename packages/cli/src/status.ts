@@ -304,12 +304,23 @@ export function renderStatus(s: StatusJson, now: number, style: Style): string[]
     '',
     ...table(['  NODE', 'ROLE', 'STATE', 'HEALTH', 'READ_ONLY', 'GTID EXECUTED', 'LAG', 'SEMI-SYNC', 'AGENT'], rows, style),
     ...(s.nodes.some((n) => n.primary) ? [style.dim('* the primary named in etcd')] : []),
+    ...positionsAge(s.nodes, now, style),
     ...s.nodes.flatMap((n) => {
       const why = nodeNote(n);
       return why === null ? [] : [`${n.node}: ${why}`];
     }),
     ...s.warnings.map((w) => style.yellow(`warning: ${w}`)),
   ];
+}
+
+/**
+ * Replicas' member keys are rewritten every replicaPublishRefreshMs (30 s) when nothing that decisions
+ * use changed, so their GTID and lag columns can be that old: said when any is older than 5 s.
+ */
+function positionsAge(nodes: readonly NodeStatus[], now: number, style: Style): string[] {
+  const times = nodes.map((n) => n.updatedAt).filter((t): t is number => t !== null);
+  if (times.length === 0 || now - Math.min(...times) <= 5000) return [];
+  return [style.dim(`GTID EXECUTED and LAG as each agent last published them, the oldest ${formatAge(Math.min(...times), now)}`)];
 }
 
 /** Why a node is not `ok`, and what its agent proved of it (fenced for a failover, server gone), in one line; null when there is nothing to say. */

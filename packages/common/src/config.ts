@@ -66,8 +66,13 @@ const TimingsSchema = z.strictObject({
   /** Consecutive failed probes before the agent reports its server down. */
   downAfterProbes: z.number().int().positive().default(2),
   heartbeatIntervalMs: ms.default(1000),
-  /** The member key is rewritten at least this often even when nothing changed. */
+  /** The primary's member key is rewritten at least this often even when nothing changed. */
   publishRefreshMs: ms.default(5000),
+  /**
+   * The same for every other node. Their positions matter to decisions only once the primary is in
+   * doubt or an operation runs, and every agent publishes at once then; in between they are for `status`.
+   */
+  replicaPublishRefreshMs: ms.default(30_000),
   antiFlapMs: z.number().int().nonnegative().default(300_000),
   maxLagMs: ms.default(10_000),
   relayApplyTimeoutMs: ms.default(10_000),

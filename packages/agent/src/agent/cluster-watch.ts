@@ -171,7 +171,7 @@ export function decidesOnMembers(self: string, snap: ClusterSnapshot | null): bo
 /**
  * Whether a change of `key` (a watch hint) is worth a re-read for `self`. Only a steady replica's
  * agent skips any: the member keys of the other replicas and its own echo, rewritten every
- * publishRefreshMs with nothing in them it acts on. That saves a third to a half of a fleet's
+ * replicaPublishRefreshMs with nothing in them it acts on. That saves a third to a half of a fleet's
  * re-reads; the primary's member key and every key outside members/ are always re-read.
  */
 export function concernsAgent(key: string, keys: ClusterKeys, self: string, snap: ClusterSnapshot | null): boolean {

@@ -1,7 +1,8 @@
 /**
  * The member key: this agent's word to the cluster about its node, written under the agent's lease.
  * It is rewritten when something decisions act on changed, when the primary must answer for a member
- * that went down, when asked (`soon`), and every publishRefreshMs in any case.
+ * that went down, when asked (`soon`), and in any case every publishRefreshMs on the primary and every
+ * replicaPublishRefreshMs elsewhere.
  */
 import type { AgentConfig, MemberState } from '@primacy/common';
 import type { Clock } from '../clock.js';
@@ -71,7 +72,8 @@ export class MemberPublisher {
       noPromote: config.promotion.noPromote,
       now,
     });
-    const due = now - this.writtenAt >= config.timings.publishRefreshMs;
+    const refreshMs = cluster.primary?.node === config.node ? config.timings.publishRefreshMs : config.timings.replicaPublishRefreshMs;
+    const due = now - this.writtenAt >= refreshMs;
     // While an operation runs, the coordinator waits on positions: the candidate's, the replicas' receipt of the fenced primary's last one.
     const switching = cluster.snapshot?.pendingOp?.outcome === 'running';
     const answer = (): boolean => answerNeeded(config.node, cluster.primary, this.written, monitor.lastAnswered?.seenRevision ?? null, cluster.snapshot?.members.values() ?? []);

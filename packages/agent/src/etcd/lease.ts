@@ -19,6 +19,11 @@ export interface LeaseKeeperOptions {
   readonly marginMs: number;
   /** How long one keepalive may take before it counts as failed. */
   readonly callTimeoutMs: number;
+  /**
+   * Whether the agent holds nothing the cluster waits on (a steady replica's agent that does not
+   * coordinate): it renews at TTL/4 then, not TTL/10 (see `renewIntervalMs`). Asked before each renewal.
+   */
+  readonly steady?: () => boolean;
 }
 
 export interface LeaseKeeperEvents {
@@ -97,9 +102,15 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
    * Renewal every TTL/10 (500 ms at the default TTL). When the etcd leader dies, no keepalive is
    * acknowledged until a new one is elected (1–2 s); the deadline then counts from the last one
    * acknowledged before, so the shorter the interval, the more of the lease is left to wait with.
+   *
+   * A steady replica's agent renews every TTL/4 (1.25 s): its lapse fences nothing (its node is
+   * read-only, and replica health answers do not depend on the lease), so the rarer renewal costs at
+   * most a moment out of the election when an etcd leader dies, and saves etcd 60 % of its keepalives.
+   * The deadline rule is the same for both: acknowledged send time + TTL − margin.
    */
   private renewIntervalMs(): number {
-    return Math.max(200, Math.floor((this.options.ttlS * 1000) / 10));
+    const share = this.options.steady?.() === true ? 4 : 10;
+    return Math.max(200, Math.floor((this.options.ttlS * 1000) / share));
   }
 
   private async grant(): Promise<boolean> {
