@@ -213,13 +213,13 @@ export function operatorName(env: Io['env']): string {
   return `${user || 'unknown'}@${hostname()}`;
 }
 
-/** `clusters` and `status --all`: one ranged read of the root, however many clusters there are. */
+/** `clusters` and `status --all`: one read of the fleet at one revision, which skips history/ and old ops/. */
 async function fleet(where: EtcdWhere, asJson: boolean, summary: boolean, io: Io): Promise<number> {
   const client = new FleetClient(where);
   try {
-    const { revision, kvs } = await client.readRoot();
+    const { revision, clusters } = await client.readFleet();
     const now = Date.now();
-    const model = fleetModel(where.root, revision, kvs, now);
+    const model = fleetModel(where.root, revision, clusters, now);
     if (asJson) json(io, model);
     else writeLines(io.stdout, summary ? renderFleetStatus(model, now, styleFor(io)) : renderClusters(model, now, styleFor(io)));
     return ExitCode.OK;

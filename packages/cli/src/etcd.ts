@@ -23,6 +23,7 @@ import { connectEtcd } from './connect.js';
 import { Decoder, decodeCluster, decodeOps, type ClusterView, type RawCluster, type RawKv } from './cluster.js';
 import { withMaintenance } from './config-edit.js';
 import { CliError, etcdFailure, refused, unknownCluster } from './errors.js';
+import { byName, clusterFromRanges, clusterRanges, listingResume, prefixEnd } from './fleet.js';
 import type { OpFeed } from './request.js';
 
 /** Each call's deadline; a whole read is also cut off a little later, whatever etcd3 retries. */
@@ -33,12 +34,13 @@ function rawKv(kv: IKeyValue): RawKv {
   return { key: kv.key.toString(), value: kv.value.toString(), createRevision: String(kv.create_revision), modRevision: String(kv.mod_revision) };
 }
 
-function rangeOp(r: { key: string; prefix?: boolean; sort?: 'Create' | 'Key'; order?: 'Ascend' | 'Descend'; limit?: number; countOnly?: boolean }): IRequestOp {
+function rangeOp(r: { key: string; prefix?: boolean; end?: string; sort?: 'Create' | 'Key'; order?: 'Ascend' | 'Descend'; limit?: number; countOnly?: boolean; revision?: string }): IRequestOp {
   const range = r.prefix ? Range.prefix(r.key) : null;
   return {
     request_range: {
       key: range ? range.start : Buffer.from(r.key),
-      ...(range ? { range_end: range.end } : {}),
+      ...(range ? { range_end: range.end } : r.end !== undefined ? { range_end: Buffer.from(r.end) } : {}),
+      ...(r.revision ? { revision: r.revision } : {}),
       ...(r.sort ? { sort_target: r.sort, sort_order: r.order ?? 'Ascend' } : {}),
       ...(r.limit ? { limit: r.limit } : {}),
       ...(r.countOnly ? { count_only: true } : {}),
@@ -295,29 +297,214 @@ export type KeysEvent =
   | { readonly kind: 'connected' }
   | { readonly kind: 'disconnected' | 'ended'; readonly error: CliError };
 
+/** What fleet reads cost: requests sent, the keys listed (keys only) and their bytes, and the key-values read and theirs. */
+export interface ReadCost {
+  requests: number;
+  listedKeys: number;
+  listedBytes: number;
+  keys: number;
+  bytes: number;
+}
+
+function noCost(): ReadCost {
+  return { requests: 0, listedKeys: 0, listedBytes: 0, keys: 0, bytes: 0 };
+}
+
+/** A read of clusters under the root, all at one revision. */
+export interface FleetRead {
+  readonly revision: string;
+  /** By name, in order; one for every name asked for (keyCount 0: no such cluster). */
+  readonly clusters: ReadonlyMap<string, RawCluster>;
+  /** Every ops/ and history/ record of the clusters asked for with `withOps`. */
+  readonly ops: ReadonlyMap<string, { ops: RawKv[]; history: RawKv[] }>;
+  readonly cost: ReadCost;
+}
+
+export interface FleetTuning {
+  /** Keys per page of the keys-only listing. */
+  readonly listPage: number;
+  /** Ranges per transaction: etcd's --max-txn-ops, 128 by default. */
+  readonly maxTxnOps: number;
+  /** Transactions in flight at once. */
+  readonly parallel: number;
+  /** Called between the requests of one read (tests write keys there). */
+  readonly betweenRequests: (() => Promise<void>) | null;
+}
+
+export const FLEET_TUNING: FleetTuning = Object.freeze({ listPage: 10_000, maxTxnOps: 128, parallel: 4, betweenRequests: null });
+
+/** A read at a revision that etcd compacted meanwhile: read again at a new one. */
+function compacted(err: unknown): boolean {
+  const cause = err instanceof CliError ? err.cause : err;
+  return /required revision has been compacted/i.test(cause instanceof Error ? cause.message : String(cause));
+}
+
+const PINNED_ATTEMPTS = 3;
+
+/** Runs `tasks` with at most `parallel` in flight, in their order. */
+async function inTurn<T>(tasks: ReadonlyArray<() => Promise<T>>, parallel: number): Promise<T[]> {
+  const out: T[] = new Array<T>(tasks.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < tasks.length) {
+      const i = next++;
+      out[i] = await tasks[i]!();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, tasks.length) }, lane));
+  return out;
+}
+
 /**
- * Every cluster under a key root over one connection, for `primacy web`: which clusters there are,
- * a client for each, and a watch that says which keys changed.
+ * Every cluster under a key root over one connection, for `primacy clusters`, `status --all` and
+ * `primacy web`: which clusters there are (a keys-only listing), and their keys but for history
+ * (transactions of ranges that skip it), every request of one read at the revision of its first.
  */
 export class FleetClient {
   readonly prefix: string;
   private readonly client: Etcd3;
+  private readonly tuning: FleetTuning;
+  /** What every fleet read of this client has cost so far. */
+  readonly spent: ReadCost = noCost();
 
-  constructor(readonly where: EtcdWhere) {
+  constructor(
+    readonly where: EtcdWhere,
+    tuning: Partial<FleetTuning> = {},
+  ) {
     this.prefix = `${where.root.replace(/\/+$/, '')}/`;
     this.client = connectEtcd(where, CALL_TIMEOUT_MS);
+    this.tuning = { ...FLEET_TUNING, ...tuning };
   }
 
-  /** The clusters with a key under the root, by name: one keys-only ranged read. */
+  /** The clusters with a key under the root, by name. */
   async clusterNames(): Promise<string[]> {
-    const keys = await callEtcd(this.where, () => this.client.getAll().prefix(this.prefix).keys());
-    return [...new Set(keys.map((k) => this.clusterOf(k)).filter((c): c is string => c !== null))].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    return (await this.listClusters()).names;
   }
 
-  /** Every key under the root with its value, at one revision: one ranged read, however many clusters there are. */
-  async readRoot(): Promise<{ revision: string; kvs: RawKv[] }> {
-    const res = await callEtcd(this.where, () => this.client.getAll().prefix(this.prefix).exec());
-    return { revision: String(res.header.revision), kvs: res.kvs.map(rawKv) };
+  /**
+   * The clusters under the root at one revision (`at`, or the first page's): a keys-only listing in
+   * pages, each going on past the cluster of the last key, so one read costs about a key per record.
+   */
+  async listClusters(at?: string): Promise<{ revision: string; names: string[]; cost: ReadCost }> {
+    const cost = noCost();
+    const names = new Set<string>();
+    const end = Buffer.from(prefixEnd(this.prefix));
+    let revision = at;
+    let from = this.prefix;
+    for (;;) {
+      const pin = revision;
+      const res = await callEtcd(this.where, () =>
+        this.client.kv.range({ key: Buffer.from(from), range_end: end, keys_only: true, limit: this.tuning.listPage, ...(pin ? { revision: pin } : {}) }),
+      );
+      revision ??= String(res.header.revision);
+      this.count(cost, { ...noCost(), requests: 1, listedKeys: res.kvs.length, listedBytes: res.kvs.reduce((n, kv) => n + kv.key.length, 0) });
+      for (const kv of res.kvs) {
+        const key = kv.key.toString();
+        const name = this.clusterOf(key);
+        if (name !== null && key.length > this.prefix.length + name.length) names.add(name);
+      }
+      const last = res.kvs.at(-1);
+      if (!res.more || !last) break;
+      from = listingResume(this.where.root, last.key.toString());
+      await this.tuning.betweenRequests?.();
+    }
+    return { revision: revision!, names: [...names].sort(byName), cost };
+  }
+
+  /**
+   * The clusters named, at revision `at` (or at the revision of the first transaction), from the
+   * ranges of `clusterRanges`: no history/, no ops/ but the newest, unless in `withOps`.
+   */
+  async readClusters(names: readonly string[], o: { at?: string; withOps?: ReadonlySet<string> } = {}): Promise<FleetRead> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.readClustersAt(names, o.at, o.withOps ?? new Set());
+      } catch (err) {
+        if (o.at !== undefined || attempt >= PINNED_ATTEMPTS || !compacted(err)) throw err;
+      }
+    }
+  }
+
+  /** Every cluster under the root: the listing, then its clusters at the listing's revision. */
+  async readFleet(): Promise<FleetRead> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const listed = await this.listClusters();
+        await this.tuning.betweenRequests?.();
+        const read = await this.readClustersAt(listed.names, listed.revision, new Set());
+        const c = read.cost;
+        return { ...read, cost: { ...c, requests: listed.cost.requests + c.requests, listedKeys: listed.cost.listedKeys, listedBytes: listed.cost.listedBytes } };
+      } catch (err) {
+        if (attempt >= PINNED_ATTEMPTS || !compacted(err)) throw err;
+      }
+    }
+  }
+
+  private async readClustersAt(names: readonly string[], at: string | undefined, withOps: ReadonlySet<string>): Promise<FleetRead> {
+    const cost = noCost();
+    const planned = names.map((name) => {
+      const keys = clusterKeys(name, this.where.root);
+      return { name, keys, ranges: clusterRanges(keys, withOps.has(name)) };
+    });
+    // Whole clusters per transaction, as many as its ranges allow.
+    const batches: Array<typeof planned> = [];
+    let ops = Infinity;
+    for (const p of planned) {
+      if (ops + p.ranges.length > this.tuning.maxTxnOps) {
+        batches.push([]);
+        ops = 0;
+      }
+      batches.at(-1)!.push(p);
+      ops += p.ranges.length;
+    }
+    let revision = at;
+    const send = async (batch: typeof planned, pin: string | undefined): Promise<IResponseOp[]> => {
+      const success = batch.flatMap((p) => p.ranges.map((r) => rangeOp({ key: r.key, end: r.end, ...(r.limit ? { limit: r.limit } : {}), ...(r.descend ? { sort: 'Key', order: 'Descend' } : {}), ...(r.countOnly ? { countOnly: true } : {}), ...(pin ? { revision: pin } : {}) })));
+      const res = await callEtcd(this.where, () => this.client.kv.txn({ success }));
+      revision ??= String(res.header.revision);
+      const kvs = res.responses.flatMap((r) => r.response_range?.kvs ?? []);
+      this.count(cost, { ...noCost(), requests: 1, keys: kvs.length, bytes: kvs.reduce((n, kv) => n + kv.key.length + kv.value.length, 0) });
+      return res.responses;
+    };
+    const answers: IResponseOp[][] = [];
+    // Unpinned, the first transaction sets the revision that the others read at.
+    if (revision === undefined && batches.length > 0) answers.push(await send(batches[0]!, undefined));
+    const rest = batches.slice(answers.length);
+    const pin = revision;
+    answers.push(
+      ...(await inTurn(
+        rest.map((b, i) => async () => {
+          if (i > 0 || answers.length > 0) await this.tuning.betweenRequests?.();
+          return send(b, pin);
+        }),
+        this.tuning.parallel,
+      )),
+    );
+    const clusters = new Map<string, RawCluster>();
+    const opsOf = new Map<string, { ops: RawKv[]; history: RawKv[] }>();
+    const rev = revision ?? '0';
+    batches.forEach((batch, b) => {
+      let i = 0;
+      for (const p of batch) {
+        const mine = answers[b]!.slice(i, i + p.ranges.length).map((r) => r.response_range);
+        i += p.ranges.length;
+        const read = clusterFromRanges(p.keys, rev, { count: Number(mine[0]?.count ?? 0), kvs: mine.slice(1).map((r) => (r?.kvs ?? []).map(rawKv)) });
+        clusters.set(p.name, read.raw);
+        if (read.ops) opsOf.set(p.name, read.ops);
+      }
+    });
+    const sorted = new Map([...clusters].sort(([a], [b]) => byName(a, b)));
+    return { revision: rev, clusters: sorted, ops: opsOf, cost };
+  }
+
+  private count(cost: ReadCost, add: ReadCost): void {
+    for (const c of [cost, this.spent]) {
+      c.requests += add.requests;
+      c.listedKeys += add.listedKeys;
+      c.listedBytes += add.listedBytes;
+      c.keys += add.keys;
+      c.bytes += add.bytes;
+    }
   }
 
   /** The cluster a key belongs to; null for a key outside any valid cluster name. */

@@ -1,13 +1,73 @@
 /**
- * Every cluster under a key root (`primacy clusters`, `primacy status --all`), from the keys of one
- * ranged read of the root: grouped by cluster into the same raw shape one cluster's read gives,
- * decoded with `decodeCluster`, and summarised. Pure: key-values and a time in, a model and lines out.
+ * Every cluster under a key root (`primacy clusters`, `primacy status --all`, `primacy web`): which
+ * ranges one fleet read asks etcd for, the keys it returns grouped by cluster into the shape one
+ * cluster's read gives, decoded with `decodeCluster`, and summarised. Pure: key-values and a time
+ * in, a model and lines out.
  */
-import { clusterKeys, isValidName } from '@primacy/common';
+import { clusterKeys, isValidName, type ClusterKeys } from '@primacy/common';
 import { decodeCluster, type ClusterView, type RawCluster, type RawKv } from './cluster.js';
 import { fields, formatAge, table } from './format.js';
 import type { Style } from './io.js';
 import { failoverWait, inMaintenance, statusModel } from './status.js';
+
+/** One range of a fleet read: the keys from `key` up to `end` (excluded), with etcd's range options. */
+export interface RangeSpec {
+  readonly key: string;
+  readonly end: string;
+  readonly limit?: number;
+  /** Newest key first (with `limit` 1: the last key of the range). */
+  readonly descend?: boolean;
+  readonly countOnly?: boolean;
+}
+
+/** The end of a prefix's range: its last character moved on by one (keys here are ASCII). */
+export function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+/**
+ * One cluster's part of a fleet read. In key order a cluster's keys are clients/, config, durability,
+ * election/, epoch, history/, last-seen, members/, ops/, primary, rejoin/, requests/, salvage/: the
+ * ranges stop short of history/ and ops/ (which grow with every operation, without bound), of
+ * clients/ (one per application process) and of last-seen, and take only the newest ops/ key.
+ * `withOps`: every ops/ and history/ record too, for a page that lists the history.
+ */
+export function clusterRanges(keys: ClusterKeys, withOps: boolean): RangeSpec[] {
+  const end = prefixEnd(keys.prefix);
+  return [
+    // Any key at all: none means there is no such cluster.
+    { key: keys.prefix, end, countOnly: true },
+    { key: keys.config, end: keys.historyPrefix },
+    { key: keys.membersPrefix, end: keys.opsPrefix },
+    { key: keys.opsPrefix, end: prefixEnd(keys.opsPrefix), limit: 1, descend: true },
+    { key: keys.primary, end },
+    ...(withOps ? [{ key: keys.opsPrefix, end: prefixEnd(keys.opsPrefix) }, { key: keys.historyPrefix, end: prefixEnd(keys.historyPrefix) }] : []),
+  ];
+}
+
+/** What the ranges of `clusterRanges` returned, in their order: the count first, then key-values. */
+export interface ClusterRangesRead {
+  readonly count: number;
+  readonly kvs: ReadonlyArray<readonly RawKv[]>;
+}
+
+/** One cluster from its `clusterRanges`, in the shape of one cluster's read; ops/ and history/ apart when asked for. */
+export function clusterFromRanges(keys: ClusterKeys, revision: string, read: ClusterRangesRead): { raw: RawCluster; ops: { ops: RawKv[]; history: RawKv[] } | null } {
+  const c = emptyRaw();
+  for (const kvs of read.kvs.slice(0, 4)) for (const kv of kvs) place(c, kv.key.slice(keys.prefix.length), kv);
+  const [, , , , ops, history] = read.kvs;
+  return { raw: finish(revision, { ...c, keyCount: read.count }), ops: ops && history ? { ops: [...ops], history: [...history] } : null };
+}
+
+/**
+ * Where a keys-only listing of the root goes on after `key`: past the rest of its cluster, since the
+ * listing wants only the clusters' names; past `key` itself when it belongs to no cluster.
+ */
+export function listingResume(root: string, key: string): string {
+  const prefix = `${root.replace(/\/+$/, '')}/`;
+  const name = key.startsWith(prefix) ? key.slice(prefix.length).split('/', 1)[0]! : '';
+  return isValidName(name) && key.length > prefix.length + name.length ? prefixEnd(`${prefix}${name}/`) : `${key}\0`;
+}
 
 interface MutableRaw {
   keyCount: number;
@@ -19,6 +79,41 @@ interface MutableRaw {
   durability: RawKv | null;
   lastOp: RawKv | null;
   requests: RawKv[];
+  salvages: RawKv[];
+  rejoins: RawKv[];
+}
+
+function emptyRaw(): MutableRaw {
+  return { keyCount: 0, members: [], election: [], primary: null, epoch: null, config: null, durability: null, lastOp: null, requests: [], salvages: [], rejoins: [] };
+}
+
+/** Files one key of a cluster by its kind (`sub`: the key after the cluster's prefix). */
+function place(c: MutableRaw, sub: string, kv: RawKv): void {
+  if (sub.startsWith('members/')) c.members.push(kv);
+  else if (sub.startsWith('election/')) c.election.push(kv);
+  else if (sub.startsWith('requests/')) c.requests.push(kv);
+  else if (sub.startsWith('salvage/')) c.salvages.push(kv);
+  else if (sub.startsWith('rejoin/')) c.rejoins.push(kv);
+  else if (sub.startsWith('ops/')) {
+    if (c.lastOp === null || kv.key > c.lastOp.key) c.lastOp = kv;
+  } else if (sub === 'primary') c.primary = kv;
+  else if (sub === 'epoch') c.epoch = kv;
+  else if (sub === 'config') c.config = kv;
+  else if (sub === 'durability') c.durability = kv;
+}
+
+function finish(revision: string, c: MutableRaw): RawCluster {
+  // The oldest election key is the coordinator's, as the one-cluster read sorts them.
+  const election = [...c.election].sort((a, b) => {
+    const d = BigInt(a.createRevision) - BigInt(b.createRevision);
+    return d < 0n ? -1 : d > 0n ? 1 : a.key < b.key ? -1 : 1;
+  });
+  return { revision, ...c, election };
+}
+
+/** Cluster names in the order every fleet view shows them: by name, numbers in order. */
+export function byName(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
 }
 
 /** The keys of a root read, by cluster (sorted by name), each in the shape of one cluster's read. */
@@ -33,30 +128,14 @@ export function groupByCluster(root: string, revision: string, kvs: readonly Raw
     if (!isValidName(name)) continue;
     let c = byCluster.get(name);
     if (!c) {
-      c = { keyCount: 0, members: [], election: [], primary: null, epoch: null, config: null, durability: null, lastOp: null, requests: [] };
+      c = emptyRaw();
       byCluster.set(name, c);
     }
     c.keyCount++;
-    const sub = rest.slice(slash + 1);
-    if (sub.startsWith('members/')) c.members.push(kv);
-    else if (sub.startsWith('election/')) c.election.push(kv);
-    else if (sub.startsWith('requests/')) c.requests.push(kv);
-    else if (sub.startsWith('ops/')) {
-      if (c.lastOp === null || kv.key > c.lastOp.key) c.lastOp = kv;
-    } else if (sub === 'primary') c.primary = kv;
-    else if (sub === 'epoch') c.epoch = kv;
-    else if (sub === 'config') c.config = kv;
-    else if (sub === 'durability') c.durability = kv;
+    place(c, rest.slice(slash + 1), kv);
   }
-  const names = [...byCluster.keys()].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-  return new Map(
-    names.map((name) => {
-      const c = byCluster.get(name)!;
-      // The oldest election key is the coordinator's, as the one-cluster read sorts them.
-      const election = [...c.election].sort((a, b) => (BigInt(a.createRevision) < BigInt(b.createRevision) ? -1 : 1));
-      return [name, { revision, ...c, election }];
-    }),
-  );
+  const names = [...byCluster.keys()].sort(byName);
+  return new Map(names.map((name) => [name, finish(revision, byCluster.get(name)!)]));
 }
 
 /** A cluster at a glance. `down`: no ready primary on a working node, so writes fail; `degraded`: something else needs a look. */
@@ -129,10 +208,10 @@ export function summarizeCluster(view: ClusterView, now: number): ClusterSummary
   };
 }
 
-/** The fleet from the keys of one root read. */
-export function fleetModel(root: string, revision: string, kvs: readonly RawKv[], readAt: number): FleetJson {
+/** The fleet from one fleet read (clusters by name, in order), or from `groupByCluster` of a root read. */
+export function fleetModel(root: string, revision: string, raws: ReadonlyMap<string, RawCluster>, readAt: number): FleetJson {
   const warnings: string[] = [];
-  const clusters = [...groupByCluster(root, revision, kvs)].map(([name, raw]) => {
+  const clusters = [...raws].map(([name, raw]) => {
     const view = decodeCluster(name, clusterKeys(name, root), raw);
     warnings.push(...view.warnings);
     return summarizeCluster(view, readAt);
@@ -204,7 +283,7 @@ export function renderFleetStatus(f: FleetJson, now: number, style: Style): stri
   const head = fields(pairs);
   const attention = f.clusters
     .filter((c) => c.health !== 'ok' || c.paused || c.operation !== null || c.requests > 0)
-    .sort((a, b) => rank(a.health) - rank(b.health) || a.cluster.localeCompare(b.cluster, 'en', { numeric: true }));
+    .sort((a, b) => rank(a.health) - rank(b.health) || byName(a.cluster, b.cluster));
   const body =
     f.clusters.length === 0
       ? []

@@ -1,9 +1,11 @@
 /**
  * The I/O shell of `primacy web`: one etcd watch (of the cluster, or of the whole root) says which
- * clusters changed; each is read again as the other commands read it, and a new state goes to
- * `publish`. Reads are coalesced: one round at a time, and whatever changed meanwhile makes one more.
+ * clusters changed; those are read again in one fleet read (the ranges `primacy clusters` reads, and
+ * ops/ and history/ where they changed), and a new state goes to `publish`. Reads are coalesced: one
+ * round at a time, and whatever changed meanwhile makes one more.
  */
 import { describeError, type OpRecord } from '@primacy/common';
+import { decodeCluster, decodeOps } from '../cluster.js';
 import { CliError } from '../errors.js';
 import type { ClusterClient, FleetClient, KeysEvent } from '../etcd.js';
 import { clusterPage, webState, type ClusterPage, type WebState } from './model.js';
@@ -64,10 +66,11 @@ export class LiveClusters {
     this.running = true;
     try {
       // Read first: an unreachable etcd fails a read at once, where a watch waits for its deadline.
-      const names = this.only === null ? await this.fleet.clusterNames() : [this.only];
+      const listed = this.only === null ? await this.fleet.listClusters() : null;
       if (this.only !== null) await this.client(this.only).readExisting();
       await this.watch();
-      await this.load(new Set(names), new Set(names), false);
+      const names = listed?.names ?? [this.only!];
+      await this.load(new Set(names), new Set(names), false, listed?.revision);
     } finally {
       this.running = false;
     }
@@ -188,10 +191,17 @@ export class LiveClusters {
     }, RETRY_MS);
   }
 
-  /** Reads the clusters named, all before changing any page, so that a failed read leaves the last good state. */
-  private async load(dirty: Set<string>, opsDirty: Set<string>, relist: boolean): Promise<void> {
+  /**
+   * Reads the clusters named in one fleet read (one revision, one transaction per few dozen
+   * clusters; with the listing first when relisting), all before changing any page, so that a failed
+   * read leaves the last good state. ops/ and history/ only of the clusters whose records changed.
+   */
+  private async load(dirty: Set<string>, opsDirty: Set<string>, relist: boolean, listedAt?: string): Promise<void> {
+    let at = listedAt;
     if (relist) {
-      const names = new Set(await this.fleet.clusterNames());
+      const listed = await this.fleet.listClusters();
+      at = listed.revision;
+      const names = new Set(listed.names);
       for (const c of names) {
         if (this.pages.has(c)) continue;
         dirty.add(c);
@@ -199,24 +209,19 @@ export class LiveClusters {
       }
       for (const c of this.pages.keys()) if (!names.has(c)) dirty.add(c);
     }
-    const reads = await Promise.all(
-      [...dirty].map(async (cluster) => {
-        const client = this.client(cluster);
-        const view = await client.read();
-        if (!view.exists && cluster !== this.only) return { cluster, view: null, ops: null };
-        const cached = this.ops.get(cluster);
-        const ops = cached && !opsDirty.has(cluster) ? cached : await client.readOps();
-        return { cluster, view, ops };
-      }),
-    );
+    const withOps = new Set([...dirty].filter((c) => opsDirty.has(c) || !this.ops.has(c)));
+    const read = await this.fleet.readClusters([...dirty], { ...(at ? { at } : {}), withOps });
     const now = Date.now();
-    for (const { cluster, view, ops } of reads) {
-      if (view === null || ops === null) {
+    for (const [cluster, raw] of read.clusters) {
+      const view = decodeCluster(cluster, this.client(cluster).keys, raw);
+      if (!view.exists && cluster !== this.only) {
         this.pages.delete(cluster);
         this.ops.delete(cluster);
         this.clients.delete(cluster);
         continue;
       }
+      const records = read.ops.get(cluster);
+      const ops = records ? decodeOps(records.ops, records.history) : this.ops.get(cluster)!;
       this.ops.set(cluster, ops);
       this.pages.set(cluster, clusterPage(view, ops.ops, ops.warnings, now));
     }
