@@ -4,12 +4,13 @@
  * timer. Each fresh snapshot is handed to `onSnapshot` (the node loop's wake-up, the coordinator).
  */
 import type { Etcd3 } from 'etcd3';
-import type { AgentConfig, Durability, MemberState, OpRecord, Primary } from '@primacy/common';
+import { MemberStateSchema, type AgentConfig, type Durability, type MemberState, type OpRecord, type Primary } from '@primacy/common';
 import { sleep, type Clock } from '../clock.js';
 import { watchHints } from '../etcd/election.js';
 import type { ClusterKeys } from '@primacy/common';
 import type { ClusterSnapshot, ClusterStore } from '../etcd/store.js';
 import type { Logger } from '../log.js';
+import { materiallyChanged } from '../member.js';
 import { durabilityOf } from '../plan.js';
 import type { EtcdHealth } from './etcd-health.js';
 
@@ -116,8 +117,8 @@ export class ClusterWatch {
   async run(): Promise<void> {
     let wake: (() => void) | null = null;
     let dirty = false;
-    const hint = (key?: string): void => {
-      if (key !== undefined && !concernsAgent(key, this.d.store.keys, this.d.config.node, this.snap)) return;
+    const hint = (key?: string, value?: string | null): void => {
+      if (key !== undefined && !concernsAgent(key, this.d.store.keys, this.d.config.node, this.snap, value, this.d.config.timings.maxLagMs)) return;
       dirty = true;
       wake?.();
     };
@@ -164,19 +165,43 @@ export class ClusterWatch {
  * is not ready or an operation runs, every agent waits on the others' state.
  */
 export function decidesOnMembers(self: string, snap: ClusterSnapshot | null): boolean {
-  if (snap === null || snap.primary?.state !== 'ready' || snap.pendingOp?.outcome === 'running') return true;
-  return snap.campaigners[0]?.node === self || snap.primary.node === self;
+  const steady = steadyCluster(snap);
+  if (steady === null) return true;
+  return steady.campaigners[0]?.node === self || steady.primary!.node === self;
 }
 
 /**
- * Whether a change of `key` (a watch hint) is worth a re-read for `self`. Only a steady replica's
- * agent skips any: the member keys of the other replicas and its own echo, rewritten every
- * replicaPublishRefreshMs with nothing in them it acts on. That saves a third to a half of a fleet's
- * re-reads; the primary's member key and every key outside members/ are always re-read.
+ * Whether a change of `key` (a watch hint, with the value it was put with; null for a delete) is
+ * worth a re-read for `self`. Only member keys in a steady cluster (primary ready, no operation
+ * running) are ever skipped:
+ * - a member key rewritten with nothing in it that decisions act on (only positions, exact lag and
+ *   times moved: `materiallyChanged`), by every agent; the coordinator's `last-seen` record takes the
+ *   positions from its next idle re-read;
+ * - by a steady replica's agent, also the other replicas' member keys and its own echo.
+ * That saves most of a fleet's re-reads; every key outside members/ is always re-read.
  */
-export function concernsAgent(key: string, keys: ClusterKeys, self: string, snap: ClusterSnapshot | null): boolean {
-  if (!key.startsWith(keys.membersPrefix) || decidesOnMembers(self, snap)) return true;
+export function concernsAgent(key: string, keys: ClusterKeys, self: string, snap: ClusterSnapshot | null, value?: string | null, maxLagMs = 10_000): boolean {
+  if (!key.startsWith(keys.membersPrefix) || steadyCluster(snap) === null) return true;
+  const next = value ? memberOf(value) : null;
+  const before = next === null ? undefined : snap!.members.get(next.node);
+  if (next !== null && before !== undefined && key === keys.member(next.node) && !materiallyChanged(before, next, maxLagMs)) return false;
+  if (decidesOnMembers(self, snap)) return true;
   return key === keys.member(snap!.primary!.node);
+}
+
+/** The snapshot when the primary is ready and no operation runs; null otherwise. */
+function steadyCluster(snap: ClusterSnapshot | null): ClusterSnapshot | null {
+  return snap !== null && snap.primary?.state === 'ready' && snap.pendingOp?.outcome !== 'running' ? snap : null;
+}
+
+/** A member value as a watch event carries it; null when it cannot be read (the re-read reports it). */
+function memberOf(value: string): MemberState | null {
+  try {
+    const parsed = MemberStateSchema.safeParse(JSON.parse(value));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The switchover under way in `snap`, if any. */

@@ -18,10 +18,10 @@ export async function campaign(store: ClusterStore, lease: Lease, leaseId: strin
 }
 
 /** Calls `onChange` with the key whenever a key of the cluster changes: a hint to re-read. `onError` when the watch ends. */
-export async function watchHints(client: Etcd3, prefix: string, onChange: (key: string) => void, onError: () => void): Promise<() => Promise<void>> {
+export async function watchHints(client: Etcd3, prefix: string, onChange: (key: string, value: string | null) => void, onError: () => void): Promise<() => Promise<void>> {
   const watcher = await client.watch().prefix(prefix).create();
-  watcher.on('put', (kv) => onChange(kv.key.toString()));
-  watcher.on('delete', (kv) => onChange(kv.key.toString()));
+  watcher.on('put', (kv) => onChange(kv.key.toString(), kv.value.toString()));
+  watcher.on('delete', (kv) => onChange(kv.key.toString(), null));
   watcher.on('error', () => {
     void watcher.cancel().catch(() => undefined);
     onError();
