@@ -3,7 +3,9 @@
  * old primary comes back with writes no replica received while semi-sync was in sync (so none was
  * acknowledged), its agent salvages them, and the cluster's policy (flashback) rejoins it
  * automatically, ending with the new primary's data; then, under policy none, an operator's dry run
- * and a rejoin by a script that fails, which leaves the node diverged and says why.
+ * and a rejoin by a script that fails, which leaves the node diverged and says why. Under policy
+ * script, failed rejoins are tried again on the operator's request, never by themselves, and the
+ * node rejoins once the script is fixed, under the same agent process throughout.
  */
 import assert from 'node:assert/strict';
 import { chmod, writeFile } from 'node:fs/promises';
@@ -11,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { OpRecordSchema, SalvageManifestSchema, type OpRecord, type Primary, type SalvageManifest } from '@primacy/common';
 import { main, type Io } from '@primacy/cli';
-import { APP, cleanupAll, harnessDir, startEtcd, waitFor, type EtcdCluster, type MariaDbServer } from './harness/index.js';
+import { ADMIN, APP, cleanupAll, harnessDir, startEtcd, waitFor, type EtcdCluster, type MariaDbServer } from './harness/index.js';
 import { binlogPos, checksums } from './support/checksums.js';
 import { startCluster, type TestCluster } from './support/cluster.js';
 
@@ -226,5 +228,115 @@ describe('a node that a reseed left half-copied', () => {
     conn.destroy();
     await c.restartAgent(node);
     await waitFor(`${node} to replicate again`, async () => ((await c.member(node))?.role === 'replica' ? true : undefined), { timeoutMs: 20_000 });
+  });
+});
+
+/** The operator's rejoin script, as its versions are written over one another (the agent runs whatever the file holds then). */
+async function writeScript(path: string, body: string): Promise<void> {
+  await writeFile(path, `#!/bin/sh\nopts="--no-defaults --protocol=TCP --user=${ADMIN.user} --password=${ADMIN.password}"\n${body}`);
+  await chmod(path, 0o755);
+}
+
+/** What a half-done restore leaves: a write on the node (its binlog moves), then a failure. */
+const HALF_RESTORE = `mariadb $opts -h "$PRIMACY_NODE_HOST" -P "$PRIMACY_NODE_PORT" -e "INSERT INTO app.acks (id) VALUES (3999)"
+echo "restore of $PRIMACY_NODE failed half-way: the backup is truncated" >&2
+exit 1
+`;
+
+/** An operator's restore: the primary's databases dumped and loaded outside the node's binlog, which then starts at the dump's position. */
+const REBUILD = `set -eu
+dbs=$(mariadb $opts -h "$PRIMACY_PRIMARY_HOST" -P "$PRIMACY_PRIMARY_PORT" -N -e "SELECT GROUP_CONCAT(schema_name SEPARATOR ' ') FROM information_schema.schemata WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')")
+dump=$(mktemp)
+mariadb-dump $opts -h "$PRIMACY_PRIMARY_HOST" -P "$PRIMACY_PRIMARY_PORT" --single-transaction --gtid --master-data=2 --databases $dbs > "$dump"
+pos=$(sed -n "s/^-- SET GLOBAL gtid_slave_pos='\\(.*\\)';/\\1/p" "$dump")
+mariadb $opts -h "$PRIMACY_NODE_HOST" -P "$PRIMACY_NODE_PORT" --init-command="SET SESSION sql_log_bin=0" < "$dump"
+mariadb $opts -h "$PRIMACY_NODE_HOST" -P "$PRIMACY_NODE_PORT" -e "RESET MASTER; SET GLOBAL gtid_slave_pos='$pos'"
+rm -f "$dump"
+echo "rebuilt $1 from $2 at $pos"
+`;
+
+describe('a failed rejoin is tried again without an agent restart', () => {
+  let c: TestCluster;
+  let script: string;
+
+  before(async () => {
+    script = join(await harnessDir('rejoin-retry'), 'rejoin.sh');
+    await writeScript(script, 'echo "no backup of $1 yet" >&2\nexit 2\n');
+    c = await startCluster(etcd, {
+      coordinator: 'db3',
+      advertiseProxies: true,
+      etcdConfig: { rejoin: { method: 'script' } },
+      agentConfig: { timings: { antiFlapMs: 0 }, rejoin: { script, scriptTimeoutMs: 60_000 } },
+    });
+  });
+  after(() => c.stop());
+
+  test('a script that fails, then one that fails half-way, then the fixed one: asked again each time, never by itself; the node rejoins', { timeout: 300_000 }, async () => {
+    const { old, next } = await divergeAndFailOver(c, [3001, 3002]);
+    const node = old.node;
+    const agent = c.agents.get(node)!;
+    const pid = agent.process.pid;
+    const ended = (after: number) => waitFor(`a rejoin of ${node} after ${after} to end`, async () => {
+      const r = await rejoinRecord(c, node);
+      return r && r.startedAt > after && r.outcome !== 'running' ? r : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 100 });
+    const attempts = () => agent.logLines().filter((l) => String(l['msg']) === 'rejoin by script started').length;
+    /** Nothing starts by itself for a while: no retry loop. */
+    const staysEnded = async (r: OpRecord): Promise<void> => {
+      const before = attempts();
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      assert.equal((await rejoinRecord(c, node))?.startedAt, r.startedAt, 'no new rejoin by itself');
+      assert.equal(attempts(), before, 'the agent ran the script no more');
+    };
+
+    // 1. The policy's own attempt fails and changes nothing: it ends, and is not repeated.
+    const first = await ended(0);
+    assert.equal(first.outcome, 'aborted', first.reason);
+    assert.match(first.reason, /script failed: the rejoin script exit 2: .*no backup of db\d yet/);
+    const salvage = (await salvageOf(c, node))!;
+    assert.equal(first.rejoin?.salvageAt, salvage.at);
+    await staysEnded(first);
+    assert.equal((await salvageOf(c, node))?.at, salvage.at, 'the binlog did not move: no new salvage');
+
+    // 2. Asked again (as `primacy rejoin` does), by a script that writes on the node and fails: it reuses the salvage, and says so.
+    await writeScript(script, HALF_RESTORE);
+    const second = await cli(c, ['rejoin', node, '--yes', '--timeout', '60']);
+    assert.equal(second.code, 1, second.out + second.err);
+    assert.match(second.err, /rejoin aborted: .*exit 1: .*failed half-way/);
+    const secondRecord = (await rejoinRecord(c, node))!;
+    assert.ok(secondRecord.trigger.startsWith('request '), secondRecord.trigger);
+    assert.match(secondRecord.rejoin?.allowed ?? '', new RegExp(`the salvage of ${new Date(salvage.at).toISOString()} is reused: ${node}'s binlog is as it was then`));
+
+    // Its write moved the binlog: the agent salvages again, naming the salvage before and the attempt; still no retry by itself.
+    const fresh = await waitFor(`${node}'s salvage after the half-way restore`, async () => {
+      const s = await salvageOf(c, node);
+      return s && s.at !== salvage.at ? s : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 100 });
+    assert.deepEqual(fresh.afterRejoin, { startedAt: secondRecord.startedAt, method: 'script' });
+    assert.deepEqual(fresh.earlier?.map((e) => e.folder), [salvage.folder]);
+    assert.notEqual(fresh.gtids, salvage.gtids, 'the fresh salvage holds the restore\'s write too');
+    await staysEnded(secondRecord);
+    const flash = await cli(c, ['rejoin', node, '--dry-run', '--method', 'flashback']);
+    assert.equal(flash.code, 1, flash.out + flash.err);
+    assert.match(flash.out, /refused: +flashback of db\d would undo only .*, but its rejoin by script of .* failed part-way and changed it/);
+
+    // 3. The operator fixes the script and asks again: the node rejoins by the fresh salvage, under the same agent process.
+    await writeScript(script, REBUILD);
+    const third = await cli(c, ['rejoin', node, '--yes', '--timeout', '90']);
+    assert.equal(third.code, 0, third.out + third.err);
+    const done = (await rejoinRecord(c, node))!;
+    assert.equal(done.outcome, 'done', done.reason);
+    assert.match(done.rejoin?.allowed ?? '', new RegExp(`a fresh salvage \\(${new Date(fresh.at).toISOString().replace(/\./g, '\\.')}\\): ${node}'s binlog moved from ${salvage.nodeState} to ${fresh.nodeState} since the salvage the last rejoin by script used: that rejoin failed part-way and changed it; the earlier salvage stays in `));
+    assert.match(done.reason, /the rejoin script exited 0 .*rebuilt db\d from db\d/);
+    await waitFor(`${node} replicating`, async () => ((await c.member(node))?.role === 'replica' ? true : undefined), { timeoutMs: 20_000 });
+    const primary = c.server(next.node);
+    await waitFor(`${node} to have the primary's position`, async () => ((await binlogPos(c.server(node))) === (await binlogPos(primary)) ? true : undefined), { timeoutMs: 20_000 });
+    await c.settled(30_000);
+    assert.deepEqual(await checksums(c.server(node)), await checksums(primary));
+    const rows = await appRows(c.server(node));
+    assert.ok(!rows.includes(3999) && !rows.includes(3001), 'the half-way restore\'s write and the unacknowledged writes are gone');
+    assert.equal(agent.process.pid, pid);
+    assert.equal(c.agents.get(node), agent, 'the same agent process throughout');
+    assert.equal(attempts(), 3);
   });
 });

@@ -77,7 +77,14 @@ export class Agent {
     const store = new ClusterStore(etcd, config.cluster, config.etcd.root);
     // A steady replica's agent (it neither wins the election nor runs the primary) renews less often; `this.cluster` exists by the first renewal.
     const steady = (): boolean => !decidesOnMembers(config.node, this.cluster.snapshot);
-    const keeper = (this.keeper = new LeaseKeeper(etcd, { ttlS: config.timings.leaseTtlS, marginMs: config.timings.fenceMarginMs, callTimeoutMs: config.etcd.dialTimeoutMs, steady }));
+    const keeper = (this.keeper = new LeaseKeeper(etcd, {
+      ttlS: config.timings.leaseTtlS,
+      marginMs: config.timings.fenceMarginMs,
+      callTimeoutMs: config.etcd.dialTimeoutMs,
+      steady,
+      // Routine keepalives go to the etcd leader's configured endpoint: a follower forwards each to it (issue 13).
+      leaderRoute: { endpoints: config.etcd.endpoints, connect: (endpoint) => connectEtcd(config, [endpoint]) },
+    }));
     const leaseLive = (): boolean => keeper.isLive();
     const stopping = this.stopping.signal;
     const etcdHealth = (this.etcdHealth = new EtcdHealth(log, counters));
@@ -102,7 +109,7 @@ export class Agent {
       onLapsed: (reason) => {
         this.coordinator.stepDown(reason);
         log.warn({ reason }, 'lease lapsed: fencing the node if it is writable');
-        void actions.selfFence(reason);
+        void actions.fence.selfFence(reason);
       },
     }));
     const claimed = (): boolean => candidacy.claimed;
@@ -156,7 +163,7 @@ export class Agent {
     // last seen writable. A server that does not answer is tried until STOP_FENCE_MS; if that fails,
     // the agent leaves anyway, and the cluster waits for another proof before it promotes anyone.
     if (this.cluster.primary?.node === this.config.node || this.monitor.lastAnswered?.state.readOnly === false) {
-      await this.actions.fenceUntil('the agent is stopping and could not hand over; the cluster fails over', this.clock.now() + STOP_FENCE_MS);
+      await this.actions.fence.fenceUntil('the agent is stopping and could not hand over; the cluster fails over', this.clock.now() + STOP_FENCE_MS);
     }
     this.coordinator.stepDown('the agent is stopping');
     await this.keeper.stop({ revoke: true });
@@ -201,11 +208,11 @@ export class Agent {
       leaseLive: this.keeper.isLive(),
       server: monitor.server,
       mayBeWritable: monitor.mayBeWritable,
-      fencedFor: actions.fence.forEpoch,
+      fencedFor: actions.fence.state.forEpoch,
       durability: cluster.durability,
       primary,
       primaryMember: cluster.primaryMember,
-      diverged: actions.diverged,
+      diverged: actions.replication.diverged,
       failover,
       // No visible switchover record (say, a coordinator changing hands) must not keep a switching primary writable.
       demoteAllowed: cluster.runningSwitchover?.steps.some((s) => s.name === 'clients paused') ?? true,

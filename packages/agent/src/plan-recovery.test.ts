@@ -18,7 +18,7 @@ const record: OpRecord = {
   members: {}, candidates: [], steps: [],
 };
 
-const idle: RecoveryInput = { salvage: null, rejoin: null, busy: false, salvageHeld: false, carriedOut: null, failed: false };
+const idle: RecoveryInput = { salvage: null, rejoin: null, busy: false, salvageHeld: false, carriedOut: null };
 
 const base: NodePlanInput = {
   self: 'db1',
@@ -46,7 +46,8 @@ const cases: Array<[string, Partial<NodePlanInput>, string, RegExp?]> = [
   ['a rejoin is not carried out while the primary is not ready', { primary: primary('db2', { epoch: 2, state: 'promoting' }), recovery: { ...idle, salvage, rejoin: record } }, 'none'],
   ['a rejoin this agent carried out already is not repeated', { recovery: { ...idle, salvage, rejoin: record, carriedOut: 9000 } }, 'none'],
   ['an ended rejoin is not carried out', { recovery: { ...idle, salvage, rejoin: { ...record, outcome: 'aborted' } } }, 'none'],
-  ['after a failed rejoin the node is not salvaged again (its binlog may be reset)', { recovery: { ...idle, salvage: { ...salvage, nodeState: '0-1-9' }, failed: true } }, 'none'],
+  ['after a failed rejoin that moved its binlog, the node is salvaged again once its record ended', { recovery: { ...idle, salvage: { ...salvage, nodeState: '0-1-9' }, rejoin: { ...record, outcome: 'aborted' }, carriedOut: 9000 } }, 'salvage', /moved past its salvage/],
+  ['a failed rejoin whose record still runs: no salvage until the record ends', { recovery: { ...idle, salvage: { ...salvage, nodeState: '0-1-9' }, rejoin: record, carriedOut: 9000 } }, 'none'],
   ['during a failover a diverged node does nothing', { failover: { epoch: 3, from: 'db2', revoke: false } }, 'none'],
 ];
 

@@ -3,6 +3,7 @@
  * The agent re-reads etcd linearizably before carrying out anything but `none` (invariant 6).
  */
 import { gtidContains, gtidMissing, mariaNotReceived, mariaStateMissing, mergeGtid, parseGtid, STRICT_SEMI_SYNC_TIMEOUT_MS, withoutOrigin, type ClusterConfig, type Durability, type MemberState, type NodeState, type OpRecord, type Primary, type SalvageManifest } from '@primacy/common';
+import { salvageState } from './rejoin/positions.js';
 
 export type NodeAction =
   | { readonly kind: 'none' }
@@ -61,8 +62,6 @@ export interface RecoveryInput {
   readonly salvageHeld: boolean;
   /** The `startedAt` of the rejoin record this agent already carried out (done or failed); null when none. */
   readonly carriedOut: number | null;
-  /** A rejoin of this node failed under this agent: its data may be half-changed, so it is not salvaged again. */
-  readonly failed: boolean;
 }
 
 const NONE: NodeAction = { kind: 'none' };
@@ -128,10 +127,13 @@ export function recoveryAction(i: NodePlanInput, s: NodeState, p: Primary): Node
   const r = i.recovery;
   if (!r || r.busy) return NONE;
   const m = r.salvage;
-  const current = m !== null && s.gtid.binlogState !== undefined && m.nodeState === s.gtid.binlogState;
+  const state = salvageState(s);
+  const current = m !== null && state !== undefined && m.nodeState === state;
   if (!current) {
-    if (r.failed || r.salvageHeld || !s.readOnly) return NONE;
-    return { kind: 'salvage', reason: m === null ? 'this node diverged and has no salvage yet' : `its binlog (${s.gtid.binlogState ?? '?'}) moved past its salvage (${m.nodeState})` };
+    if (r.salvageHeld || !s.readOnly) return NONE;
+    // A rejoin this agent ended whose record still runs: the salvage after it names it once the record ends.
+    if (r.rejoin?.outcome === 'running' && r.rejoin.startedAt === r.carriedOut) return NONE;
+    return { kind: 'salvage', reason: m === null ? 'this node diverged and has no salvage yet' : `its binlog (${state ?? '?'}) moved past its salvage (${m.nodeState})` };
   }
   const op = r.rejoin;
   if (!op?.rejoin || op.kind !== 'rejoin' || op.outcome !== 'running' || op.rejoin.node !== i.self) return NONE;

@@ -41,7 +41,7 @@ export function rejoinPreview(view: ClusterView, currentOp: OpRecord | null, p: 
   const any = view.salvages.get(node);
   lines.push(`  salvage:   ${salvage ? describeSalvage(salvage) : any ? `only of an older binlog: ${describeSalvage(any)}` : m?.salvageProblem ? `failed: ${m.salvageProblem}` : 'none yet'}`);
   lines.push(`  method:    ${chosen}${method ? ' (asked with --method)' : ` (the cluster's rejoin.method${view.config.rejoin ? '' : ', by default'})`}`);
-  const choice = chooseRejoin({ members: view.members, config: view.config, currentOp, salvages: view.salvages }, p, node, method ?? undefined);
+  const choice = chooseRejoin({ members: view.members, config: view.config, currentOp, salvages: view.salvages, rejoins: view.rejoins }, p, node, method ?? undefined);
   if (!choice.ok) {
     lines.push(`  refused:   ${choice.reason}`);
     return { ok: false, method: chosen, lines, reason: choice.reason };
@@ -51,7 +51,9 @@ export function rejoinPreview(view: ClusterView, currentOp: OpRecord | null, p: 
     choice.method === 'flashback'
       ? `undo ${s.gtids} with mariadb-binlog --flashback from the salvage's ${s.files.map((f) => f.name).join(', ')} (it first checks binlog_format=ROW and binlog_row_image=FULL), reset its binlog to the shared history ${s.replayFrom || '(empty)'}`
       : choice.method === 'reseed'
-        ? `drop ${node}'s data and copy ${choice.source?.node ?? '?'}'s with mariadb-dump --single-transaction --gtid (marked until the copy completes)`
+        ? s.flavor === 'mysql'
+          ? `replace ${node}'s data directory with ${choice.source?.node ?? '?'}'s by CLONE INSTANCE (the clone plugin; ${node} restarts, and counts as marked until its clone_status reads Completed)`
+          : `drop ${node}'s data and copy ${choice.source?.node ?? '?'}'s with mariadb-dump --single-transaction --gtid (marked until the copy completes)`
         : `run its agent's rejoin.script with ${node} ${p.node} as arguments (PRIMACY_SALVAGE_DIR=${s.folder})`;
   lines.push(`  would:     ${would}, then replicate from ${p.node}`);
   lines.push(`  allowed:   ${choice.allowed}`);

@@ -299,6 +299,11 @@ export const OpRecordSchema = z.object({
       gtids: z.string(),
       /** A reseed's source. */
       source: z.object({ node: z.string(), host: z.string(), port: z.number().int() }).nullable(),
+      /** The cluster's rejoin policy when this was decided: a changed policy decides again for the same salvage. */
+      policy: z
+        .object({ method: z.enum(['flashback', 'reseed', 'script', 'none']), allowUnacknowledgedFlashback: z.boolean(), reseedFrom: z.string().optional() })
+        .nullable()
+        .optional(),
     })
     .nullable()
     .optional(),
@@ -420,23 +425,34 @@ export const SalvageManifestSchema = z.object({
   serverId: z.number().int(),
   /** When the copy finished (ms since the epoch). */
   at: z.number(),
-  /** The node's `gtid_binlog_state` and the new primary's, as compared. */
+  /** The node's `gtid_binlog_state` and the new primary's, as compared (MySQL: each one's `gtid_executed`, canonical). */
   nodeState: z.string(),
   primaryState: z.string(),
   /**
    * The extra transactions: per (domain, server) pair, the GTIDs of the node's binlog with a sequence
    * number in (fromSeqExclusive, toSeq]. Sequence numbers are decimal strings (they are 64-bit).
+   * Empty on MySQL, whose GTID sets name the exact ranges in `gtids`.
    */
   extra: z.array(z.object({ domain: z.number().int(), server: z.number().int(), fromSeqExclusive: z.string(), toSeq: z.string() })),
-  /** The extra transactions' last GTID per pair, `d-s-n,…` (as `mariaStateMissing` prints them). */
+  /**
+   * The extra transactions' last GTID per pair, `d-s-n,…` (as `mariaStateMissing` prints them). MySQL:
+   * exactly the extra set, `GTID_SUBTRACT(node, primary)`, such as `uuid:1043-1045` ('' when none).
+   */
   gtids: z.string(),
-  /** The GTID position just before the extra transactions: `mariadb-binlog --start-position` for a replay or flashback of exactly them. */
+  /**
+   * The GTID position just before the extra transactions: `mariadb-binlog --start-position` for a replay or
+   * flashback of exactly them. MySQL: the set both executed (`mysqlbinlog --exclude-gtids` for a replay).
+   */
   replayFrom: z.string(),
   /** The server id the binlog reader identified itself with (0: a non-blocking dump that registers as no replica). */
   readerServerId: z.number().int(),
   /** Where the files are, on the host that ran the salvage. */
   folder: z.string(),
   files: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+  /** The salvages of this divergence this one replaced (its binlog moved since), oldest first: their folders are kept. */
+  earlier: z.array(z.object({ at: z.number(), folder: z.string(), gtids: z.string(), nodeState: z.string() })).optional(),
+  /** Taken after a failed rejoin (its record's `startedAt`, its method) had changed the node: a flashback no longer restores the shared history. */
+  afterRejoin: z.object({ startedAt: z.number(), method: z.enum(['flashback', 'reseed', 'script']) }).optional(),
 });
 export type SalvageManifest = z.infer<typeof SalvageManifestSchema>;
 

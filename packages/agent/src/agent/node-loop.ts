@@ -111,13 +111,13 @@ export class NodeLoop {
       const actFirst = woken && monitor.age < interval;
       woken = false;
       const actedFirst = actFirst && (await this.act());
-      if (actFirst) await actions.awaitDemotedPosition();
+      if (actFirst) await actions.promotion.awaitDemotedPosition();
       // An action that observed the node itself (a promotion does) is published without probing again.
       if (monitor.age > FRESH_OBSERVATION_MS) await this.probe();
       await publisher.publish(this.d.planInput());
       const acted = actFirst ? actedFirst : await this.act();
-      await actions.heartbeat();
-      actions.runPostHook();
+      await actions.promotion.heartbeat();
+      actions.promotion.runPostHook();
       // After an action, probe and publish its result at once (others wait on it), but never twice in a row.
       hurried = !actFirst && acted && !hurried;
       if (hurried) continue;
@@ -148,7 +148,7 @@ export class NodeLoop {
   private async probe(): Promise<void> {
     // Read before the probe: what the probe finds, the server had after this revision.
     const o = await this.d.monitor.probe(this.d.cluster.revision);
-    this.d.actions.observed(o.state);
+    this.d.actions.fence.observed(o.state);
   }
 
   /** Plans on the last known state; acts only after a fresh read agrees (watches are hints). */

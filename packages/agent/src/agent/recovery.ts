@@ -12,9 +12,10 @@ import type { Logger } from '../log.js';
 import type { Endpoint } from '../node/driver.js';
 import { connectNode } from '../node/index.js';
 import { errantAgainst, type RecoveryInput } from '../plan.js';
-import { flashback, readReseedMark, replicateFromPrimary, reseed, runRejoinScript, salvage } from '../rejoin/index.js';
+import { flashback, readReseedMark, replicateFromPrimary, reseed, runRejoinScript, salvage, salvageState } from '../rejoin/index.js';
 import type { ClusterWatch } from './cluster-watch.js';
 import type { NodeMonitor } from './node-monitor.js';
+import { salvageLineage } from './salvage-lineage.js';
 
 /** A failed salvage is tried again after this long (a crash folder fixed by an operator, say). */
 const SALVAGE_RETRY_MS = 30_000;
@@ -41,7 +42,6 @@ export class Recovery {
   private salvageFailed: { problem: string; at: number } | null = null;
   private rejoinReport: Report | null = null;
   private carriedOut: number | null = null;
-  private failed = false;
 
   constructor(private readonly d: RecoveryDeps) {}
 
@@ -62,7 +62,6 @@ export class Recovery {
       busy: this.running !== null,
       salvageHeld: failed !== null && this.d.clock.now() - failed.at < SALVAGE_RETRY_MS,
       carriedOut: this.carriedOut,
-      failed: this.failed,
     };
   }
 
@@ -91,14 +90,21 @@ export class Recovery {
   private async salvageNow(reason: string): Promise<void> {
     const { config, log } = this.d;
     const s = this.d.monitor.observation?.state;
-    const primaryState = this.d.cluster.primaryMember?.server?.gtid.binlogState;
+    const primaryServer = this.d.cluster.primaryMember?.server;
+    const primaryState = primaryServer ? salvageState(primaryServer) : undefined;
+    const snap = this.d.cluster.snapshot;
+    const previous = snap?.salvages.get(config.node) ?? null;
     try {
       if (!s) throw new Error('the server has not answered a probe yet');
       if (primaryState === undefined) throw new Error(`the primary's binlog state is unknown (its member key shows none)`);
-      const manifest = await salvage({ node: config.node, endpoint: this.endpoint, flavor: s.flavor, primaryState, crashDir: config.rejoin.crashDir, timeoutMs: config.rejoin.timeoutMs });
+      const copied = await salvage({ node: config.node, endpoint: this.endpoint, flavor: s.flavor, primaryState, crashDir: config.rejoin.crashDir, timeoutMs: config.rejoin.timeoutMs });
+      const manifest = { ...copied, ...salvageLineage(previous, snap?.rejoins.get(config.node) ?? null) };
       await this.d.store.putSalvage(manifest);
       this.salvageFailed = null;
-      log.warn({ reason, gtids: manifest.gtids, folder: manifest.folder, files: manifest.files.map((f) => f.name) }, `salvaged ${manifest.gtids || 'nothing'} into ${manifest.folder}`);
+      const replaced = manifest.earlier?.at(-1);
+      const after = manifest.afterRejoin ? ` after the failed rejoin by ${manifest.afterRejoin.method} changed the node` : '';
+      const since = replaced ? `; it replaces the salvage of ${new Date(replaced.at).toISOString()} (binlog ${replaced.nodeState}, kept in ${replaced.folder})${after}` : '';
+      log.warn({ reason, gtids: manifest.gtids, folder: manifest.folder, files: manifest.files.map((f) => f.name), earlier: manifest.earlier?.length ?? 0 }, `salvaged ${manifest.gtids || 'nothing'} into ${manifest.folder}${since}`);
     } catch (err) {
       const problem = describeError(err);
       if (problem !== this.salvageFailed?.problem) log.error({ reason, err: problem }, `salvage failed; the node was left as it was (tried again every ${SALVAGE_RETRY_MS / 1000} s)`);
@@ -125,7 +131,7 @@ export class Recovery {
     log.warn({ method: plan.method, gtids: plan.gtids, allowed: plan.allowed }, `rejoin by ${plan.method} started`);
     try {
       // A node a reseed left half-copied has partial data: only a reseed may touch it.
-      const mark = plan.method === 'reseed' ? null : await readReseedMark(this.endpoint);
+      const mark = plan.method === 'reseed' ? null : await readReseedMark(this.endpoint, s.flavor);
       if (mark !== null) throw new Error(`the node is marked as needing a reseed (from ${mark.source}, started ${mark.startedAt.toISOString()}): it holds partial data, and only a reseed rejoins it`);
       const detail = await this.method(record, manifest, p, s.flavor);
       step = 'replicate';
@@ -138,8 +144,9 @@ export class Recovery {
       this.progress(record, 'replicating', 'done', `${detail}; replicating from ${p.node} (both threads running after ${started.ms} ms)`);
       log.warn({ method: plan.method, detail }, `rejoined by ${plan.method}: replicating from ${p.node}`);
     } catch (err) {
-      // Whatever the method changed stays as it is: the node is kept out of rotation, not salvaged again.
-      this.failed = true;
+      // Whatever the method changed stays as it is, out of rotation. Once the record ends, a binlog the
+      // method moved is salvaged again (salvageLineage names this attempt); it is tried again only on a
+      // new decision: a request, a changed policy or node (coordinator/rejoin.ts), never in a loop here.
       const line = describeError(err);
       this.progress(record, step, 'failed', line);
       log.error({ method: plan.method, step, err: line }, `rejoin by ${plan.method} failed; the node stays diverged`);
@@ -168,7 +175,7 @@ export class Recovery {
           manifest,
           timeoutMs: config.rejoin.timeoutMs,
           progressEveryMs: PROGRESS_EVERY_MS,
-          onProgress: (x) => this.progress(record, 'reseed', 'running', `copied ${x.bytes} bytes, ${x.tables} tables from ${src.node}${x.table ? ` (at ${x.table})` : ''}`),
+          onProgress: (x) => this.progress(record, 'reseed', 'running', x.stage !== undefined ? `cloned ${x.bytes} of about ${x.estimate ?? '?'} bytes from ${src.node} (stage ${x.stage ?? 'not started'})` : `copied ${x.bytes} bytes, ${x.tables} tables from ${src.node}${x.table ? ` (at ${x.table})` : ''}`),
         });
         return `reseed copied ${done.bytes} bytes, ${done.tables} tables of ${done.databases.length} databases from ${src.node} in ${done.ms} ms; the node stands at ${done.position}`;
       }

@@ -443,7 +443,7 @@ export class Coordinator {
           ...this.newOp(snap, token, 'rejoin', p.epoch, decision.node, decision.allowed),
           to: p.node,
           ...(r ? { trigger: `request ${r.id}`, request: r } : {}),
-          rejoin: { node: decision.node, method: decision.method, allowed: decision.allowed, salvageAt: salvage.at, salvageFolder: salvage.folder, gtids: salvage.gtids, source: decision.source },
+          rejoin: { node: decision.node, method: decision.method, allowed: decision.allowed, salvageAt: salvage.at, salvageFolder: salvage.folder, gtids: salvage.gtids, source: decision.source, policy: snap.config.rejoin ?? null },
           steps: [step('decide', now, now, 'ok', detail)],
         };
         // Fenced by the primary key's revision too: a rejoin decided on a stale view starts nothing.
@@ -461,7 +461,7 @@ export class Coordinator {
           to: p.node,
           endedAt: now,
           outcome: 'refused',
-          rejoin: { node: decision.node, method, allowed: '', salvageAt: salvage.at, salvageFolder: salvage.folder, gtids: salvage.gtids, source: null },
+          rejoin: { node: decision.node, method, allowed: '', salvageAt: salvage.at, salvageFolder: salvage.folder, gtids: salvage.gtids, source: null, policy: snap.config.rejoin ?? null },
         };
         await store.recordFenced(token, [{ key, value: op }, ...this.remembered(op)]);
         log.warn({ member: decision.node, reason: decision.reason }, `rejoin of ${decision.node} by ${method} refused; it stays out of rotation`);

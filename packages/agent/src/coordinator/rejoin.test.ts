@@ -59,6 +59,17 @@ function request(over: Partial<OperatorRequest> = {}): Map<string, OperatorReque
   return new Map([['1-abc', { kind: 'rejoin', to: 'db1', force: false, unfenced: false, requestedAt: 1, by: 'op', ...over }]]);
 }
 
+// A rejoin by script of the salvage above failed part-way: its script wrote 0-1-12 on db1 first. The
+// agent salvaged again once the record ended, naming that attempt.
+const scriptPolicy = { method: 'script' as const, allowUnacknowledgedFlashback: false };
+const failedScript = rejoinRecord({ outcome: 'aborted', endedAt: 9500, rejoin: { ...rejoinRecord().rejoin!, method: 'script', policy: scriptPolicy } });
+const moved = member('db1', { errant: '0-1-12' }, { gtid: { executed: '0-1-12', received: '0-1-12', binlogState: '0-1-12' } });
+const fresh: SalvageManifest = {
+  ...salvage, at: 9600, nodeState: '0-1-12', gtids: '0-1-12', folder: '<crash>/db1-y', extra: [{ domain: 0, server: 1, fromSeqExclusive: '10', toSeq: '12' }],
+  earlier: [{ at: 5000, folder: '<crash>/db1-x', gtids: '0-1-11', nodeState: '0-1-11' }], afterRejoin: { startedAt: 9000, method: 'script' },
+};
+const afterFailure = { members: membersOf(moved, db2, db3), salvages: new Map([['db1', fresh]]), rejoins: new Map([['db1', failedScript]]) };
+
 const kindAndWhy = (d: Decision): string => `${d.kind}: ${'reason' in d ? d.reason : 'allowed' in d ? d.allowed : ''}`;
 
 const cases: Array<[string, Partial<ClusterView> & { policy?: ClusterConfig['rejoin'] }, RegExp]> = [
@@ -79,6 +90,14 @@ const cases: Array<[string, Partial<ClusterView> & { policy?: ClusterConfig['rej
   ['a request to rejoin a node that has not diverged: refused', { requests: request({ to: 'db3' }) }, /^request-refused: db3 has not diverged/],
   ['a request under policy none without a method: refused, with how', { requests: request() }, /^request-refused: the cluster's rejoin policy is none: db1 stays out of rotation/],
   ['a request while the node has no salvage: refused with the salvage problem', { requests: request({ method: 'flashback' }), salvages: new Map(), members: membersOf({ ...db1, salvageProblem: 'salvage of db1 refused: the crash folder x is not writable (EACCES)' }, db2, db3) }, /^request-refused: db1 has no salvage of its current binlog \(its salvage failed: salvage of db1 refused: the crash folder x is not writable/],
+  ['a failed rejoin, same salvage, same policy: not again by itself', { policy: scriptPolicy, rejoins: new Map([['db1', failedScript]]) }, /^none: $/],
+  ['a failed rejoin moved the binlog; its fresh salvage names that attempt: not again by itself (no loop)', { policy: scriptPolicy, ...afterFailure }, /^none: $/],
+  ['the policy changed since the failed rejoin: decided again, the record says it goes by a fresh salvage and why', { policy: { method: 'reseed', allowUnacknowledgedFlashback: false }, ...afterFailure }, /^rejoin-start: db1 is rebuilt from a copy of db3; its extra transactions \(0-1-12\) stay in the salvage in <crash>\/db1-y; a fresh salvage \(1970-01-01T00:00:09\.600Z\): db1's binlog moved from 0-1-11 to 0-1-12 since the salvage the last rejoin by script used: that rejoin failed part-way and changed it; the earlier salvage stays in <crash>\/db1-x$/],
+  ['the node changed again after that salvage: decided again by itself', { policy: scriptPolicy, ...afterFailure, members: membersOf({ ...moved, server: { ...moved.server!, gtid: { executed: '0-1-13', received: '0-1-13', binlogState: '0-1-13' } } }, db2, db3), salvages: new Map([['db1', { ...fresh, at: 9800, nodeState: '0-1-13', earlier: [...fresh.earlier!, { at: 9600, folder: '<crash>/db1-y', gtids: '0-1-12', nodeState: '0-1-12' }] }]]) }, /^rejoin-start: the operator's rejoin script.*; a fresh salvage \(1970-01-01T00:00:09\.800Z\): db1's binlog moved from 0-1-11 to 0-1-13 since the salvage the last rejoin by script used: that rejoin failed part-way and changed it; the earlier salvages stay in <crash>\/db1-x, <crash>\/db1-y$/],
+  ['a held flashback is decided again once the config allows it', { policy: { ...flashbackPolicy, allowUnacknowledgedFlashback: true }, currentOp: failoverRecord(durability('fallback')), rejoins: new Map([['db1', rejoinRecord({ outcome: 'refused', endedAt: 9000, rejoin: { ...rejoinRecord().rejoin!, allowed: '', policy: flashbackPolicy } })]]) }, /^rejoin-start: rejoin\.allowUnacknowledgedFlashback is set/],
+  ['a request after a failed rejoin that left the binlog as it was: the salvage is reused, and the record says so', { ...afterFailure, members: membersOf(db1, db2, db3), salvages: new Map([['db1', salvage]]), requests: request({ method: 'script' }) }, /^rejoin-start: the operator's rejoin script.*; the salvage of 1970-01-01T00:00:05\.000Z is reused: db1's binlog is as it was then \(0-1-11\), after the last rejoin by script was aborted$/],
+  ['a request after a failed rejoin that moved the binlog: by the fresh salvage', { ...afterFailure, requests: request({ method: 'script' }) }, /^rejoin-start: the operator's rejoin script.*stay in the salvage in <crash>\/db1-y; a fresh salvage/],
+  ['flashback after a failed rejoin changed the node: refused, pointing at every salvage', { ...afterFailure, requests: request({ method: 'flashback' }) }, /^request-refused: flashback of db1 would undo only 0-1-12, but its rejoin by script of 1970-01-01T00:00:09\.000Z failed part-way and changed it .*rejoin it by reseed or script \(its salvages stay in <crash>\/db1-x, <crash>\/db1-y\)$/],
   ['a request for a rejoin already under way: refused', { requests: request({ method: 'flashback' }), rejoins: new Map([['db1', rejoinRecord()]]) }, /^request-refused: a rejoin of db1 is already under way$/],
 ];
 

@@ -9,6 +9,7 @@
  * ends it (aborted) instead of waiting for it.
  */
 import type { MemberState, OpRecord, Primary, RejoinMethod, RejoinPolicy, SalvageManifest } from '@primacy/common';
+import { salvageState } from '../rejoin/positions.js';
 import type { ClusterView, Decision } from './model.js';
 
 export type RejoinPlanChoice =
@@ -21,13 +22,13 @@ export function rejoinPolicy(v: Pick<ClusterView, 'config'>): RejoinPolicy {
   return v.config.rejoin ?? DEFAULT_POLICY;
 }
 
-/** The salvage of `m` that describes its binlog as it is now, or null. */
 /** What a rejoin's choice reads of the cluster: the coordinator's view, or the CLI's for a dry run. */
-export type RejoinFacts = Pick<ClusterView, 'members' | 'config' | 'currentOp' | 'salvages'>;
+export type RejoinFacts = Pick<ClusterView, 'members' | 'config' | 'currentOp' | 'salvages' | 'rejoins'>;
 
+/** The salvage of `m` that describes its binlog as it is now, or null. */
 export function currentSalvage(v: Pick<RejoinFacts, 'salvages'>, m: MemberState): SalvageManifest | null {
   const s = v.salvages?.get(m.node) ?? null;
-  const state = m.server?.gtid.binlogState;
+  const state = m.server ? salvageState(m.server) : undefined;
   return s !== null && state !== undefined && s.nodeState === state ? s : null;
 }
 
@@ -48,12 +49,19 @@ export function chooseRejoin(v: RejoinFacts, p: Primary, node: string, requested
   }
   const policy = rejoinPolicy(v);
   const method = requested ?? policy.method;
-  const kept = `its extra transactions (${salvage.gtids}) stay in the salvage in ${salvage.folder}`;
+  const kept = `its extra transactions (${salvage.gtids}) stay in the salvage in ${salvage.folder}${salvageNote(v, node, salvage)}`;
   switch (method) {
     case 'none':
       return { ok: false, reason: `the cluster's rejoin policy is none: ${node} stays out of rotation (set rejoin.method in the config, or primacy rejoin ${node} --method …)` };
     case 'flashback': {
       if (salvage.flavor !== 'mariadb') return { ok: false, reason: `flashback exists only on MariaDB; ${node} is ${salvage.flavor}` };
+      const changed = salvage.afterRejoin;
+      if (changed) {
+        return {
+          ok: false,
+          reason: `flashback of ${node} would undo only ${salvage.gtids || 'nothing'}, but its rejoin by ${changed.method} of ${new Date(changed.startedAt).toISOString()} failed part-way and changed it since the salvage that rejoin used, so undoing no longer restores the history it shares with ${p.node}; rejoin it by reseed or script (${salvageFolders(salvage)})`,
+        };
+      }
       const acked = unacknowledged(v, p, node);
       if (acked.ok) return { ok: true, method, allowed: `${acked.why}, so flashback undoes only writes no client was told had committed; ${kept}`, source: null };
       if (policy.allowUnacknowledgedFlashback) return { ok: true, method, allowed: `rejoin.allowUnacknowledgedFlashback is set, though ${acked.why}: acknowledged writes may be undone; ${kept}`, source: null };
@@ -67,6 +75,29 @@ export function chooseRejoin(v: RejoinFacts, p: Primary, node: string, requested
     case 'script':
       return { ok: true, method, allowed: `the operator's rejoin script (rejoin.script in ${node}'s agent config) rebuilds it; ${kept}`, source: null };
   }
+}
+
+/** Where the salvages of this divergence are, for a reason that points at them. */
+function salvageFolders(s: SalvageManifest): string {
+  const all = [...(s.earlier ?? []).map((e) => e.folder), s.folder];
+  return `its salvage${all.length === 1 ? ' stays' : 's stay'} in ${all.join(', ')}`;
+}
+
+/**
+ * For the record, after an earlier rejoin of this divergence ended without success: whether this
+ * attempt reuses that attempt's salvage (the node's binlog is as it was) or goes by a fresh one, and why.
+ */
+export function salvageNote(v: Pick<RejoinFacts, 'rejoins'>, node: string, s: SalvageManifest): string {
+  const last = v.rejoins?.get(node);
+  const plan = last?.rejoin;
+  const earlier = s.earlier ?? [];
+  const kept = earlier.length === 0 ? '' : `; the earlier salvage${earlier.length === 1 ? ' stays' : 's stay'} in ${earlier.map((e) => e.folder).join(', ')}`;
+  const at = new Date(s.at).toISOString();
+  if (!last || !plan || last.outcome === 'done' || last.outcome === 'running') return kept;
+  if (plan.salvageAt === s.at) return `; the salvage of ${at} is reused: ${node}'s binlog is as it was then (${s.nodeState || 'empty'}), after the last rejoin by ${plan.method} was ${last.outcome}${kept}`;
+  const before = earlier.find((e) => e.at === plan.salvageAt)?.nodeState;
+  const why = s.afterRejoin?.startedAt === last.startedAt ? `: that rejoin failed part-way and changed it` : s.afterRejoin ? `: a rejoin by ${s.afterRejoin.method} of ${new Date(s.afterRejoin.startedAt).toISOString()} changed it` : '';
+  return `; a fresh salvage (${at}): ${node}'s binlog moved${before !== undefined ? ` from ${before || 'empty'}` : ''} to ${s.nodeState || 'empty'} since the salvage the last rejoin by ${plan.method} used${why}${kept}`;
 }
 
 /** Whether the record of the failover that made this epoch shows `node`'s writes unacknowledged beyond what the replicas got. */
@@ -116,18 +147,40 @@ export function continueRejoin(v: ClusterView, p: Primary): Decision | null {
   return null;
 }
 
+function samePolicy(a: RejoinPolicy, b: RejoinPolicy): boolean {
+  return a.method === b.method && a.allowUnacknowledgedFlashback === b.allowUnacknowledgedFlashback && a.reseedFrom === b.reseedFrom;
+}
+
+/**
+ * Whether the cluster's policy decides again for `salvage` after the node's last record: when the
+ * policy changed since that decision, or the node changed (a new salvage) other than by that very
+ * attempt. A failed rejoin whose method moved the binlog gets a fresh salvage, which names it
+ * (`afterRejoin`, the attempt's salvage last in `earlier`): the same facts, so no retry; a retry
+ * needs an operator's request, a changed config, or a node changed again. Never a retry loop.
+ */
+export function autoRejoinDue(last: OpRecord | undefined, salvage: SalvageManifest, policy: RejoinPolicy): boolean {
+  const plan = last?.rejoin;
+  if (!last || !plan) return true;
+  if (last.outcome === 'running') return false;
+  // A record written before the policy was kept counts as decided under the current one.
+  if (plan.policy !== undefined && !samePolicy(plan.policy ?? DEFAULT_POLICY, policy)) return true;
+  if (plan.salvageAt === salvage.at) return false;
+  const movedByLast = salvage.afterRejoin?.startedAt === last.startedAt && salvage.earlier?.at(-1)?.at === plan.salvageAt;
+  return !movedByLast;
+}
+
 /**
  * The cluster's policy applied to a diverged node whose salvage is current: one automatic decision
- * per salvage (a rejoin started, or held with why), never repeated for the same salvage.
+ * per salvage and policy (a rejoin started, or held with why), never repeated for the same facts.
  */
 export function autoRejoin(v: ClusterView, p: Primary): Decision | null {
-  if (rejoinPolicy(v).method === 'none' || v.config.paused) return null;
+  const policy = rejoinPolicy(v);
+  if (policy.method === 'none' || v.config.paused) return null;
   for (const m of [...v.members.values()].sort((a, b) => a.node.localeCompare(b.node))) {
     if (m.errant === null || m.node === p.node) continue;
     const salvage = currentSalvage(v, m);
     if (salvage === null) continue;
-    const last = v.rejoins?.get(m.node);
-    if (last?.outcome === 'running' || last?.rejoin?.salvageAt === salvage.at) continue;
+    if (!autoRejoinDue(v.rejoins?.get(m.node), salvage, policy)) continue;
     const choice = chooseRejoin(v, p, m.node);
     if (!choice.ok) return { kind: 'rejoin-held', node: m.node, salvageAt: salvage.at, reason: choice.reason };
     return { kind: 'rejoin-start', node: m.node, method: choice.method, allowed: choice.allowed, source: choice.source, request: null };

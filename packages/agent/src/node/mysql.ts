@@ -12,7 +12,7 @@ import type { NodeState, ReplicationState, SemiSyncState } from '@primacy/common
 import { ErrorCodes, formatGtid, gtidCountMissing, mergeGtid, parseGtid, PrimacyError } from '@primacy/common';
 import type { FenceState, Heartbeat, NodeDriver, Observation, ReplicationSource, ReseedMark, SemiSyncWait } from './driver.js';
 import { killClientSessions } from './fence.js';
-import { readMarkOn } from './reseed-mark.js';
+import { readCloneMarkOn } from './reseed-mark.js';
 import { CREATE_HEARTBEAT_TABLE, DEFAULT_HEARTBEAT_INTERVAL_MS, HEARTBEAT_TABLE_EXISTS, HeartbeatColumns, observeWith, parseHeartbeatColumns, readHeartbeatRow, replicaLagMs } from './probe.js';
 import type { Row } from './session.js';
 import { closeSessions, OperationQueue, ownThreadIds, StatementRunner, type DriverOptions, type DriverSessions } from './statement.js';
@@ -337,8 +337,9 @@ export class MySqlDriver implements NodeDriver {
     return readHeartbeatRow(this.#sessions.probe, this.#sql);
   }
 
+  /** A clone replaces the whole data directory, a mark table with it: MySQL's mark is its clone status. */
   readReseedMark(): Promise<ReseedMark | null> {
-    return readMarkOn(this.#sessions.admin, this.#sql);
+    return readCloneMarkOn(this.#sessions.admin, this.#sql);
   }
 
   close(): Promise<void> {

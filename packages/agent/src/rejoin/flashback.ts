@@ -17,7 +17,7 @@ import { ErrorCodes, PrimacyError, type SalvageManifest } from '@primacy/common'
 import type { Endpoint } from '../node/driver.js';
 import { divergence } from './positions.js';
 import { sha256 } from './salvage.js';
-import { readBinlogSettings, withNodeSql, type BinlogSettings } from './session.js';
+import { readBinlogSettings, withNodeSql, type BinlogSettings, type ConnectNodeSql } from './session.js';
 import { defaultPrograms, describeRun, LineSplitter, runPipe, runTool, succeeded, withClientOptions, type ClientPrograms } from './tools.js';
 
 export interface FlashbackOptions {
@@ -28,6 +28,8 @@ export interface FlashbackOptions {
   readonly programs?: Partial<ClientPrograms>;
   /** Bounds the undo; default 10 minutes. */
   readonly timeoutMs?: number;
+  /** How the node is reached over SQL; the real connection unless a test runs on recorded output. */
+  readonly connect?: ConnectNodeSql;
 }
 
 export interface FlashbackResult {
@@ -78,8 +80,12 @@ export class NonInvertibleScanner {
   }
 }
 
+/** Why there is no flashback on MySQL, in one line: the policy then falls through to reseed or script. */
+export const MYSQL_HAS_NO_FLASHBACK = "MySQL's mysqlbinlog has no --flashback (only MariaDB's mariadb-binlog can invert row events); rejoin it by reseed or script";
+
 /** Why flashback cannot undo this node's transactions, or null when it can. */
 export function flashbackProblem(s: BinlogSettings): string | null {
+  if (s.flavor !== 'mariadb') return MYSQL_HAS_NO_FLASHBACK;
   if (!s.logBin) return 'its binary log is off (log_bin=OFF)';
   if (s.format !== 'ROW') return `binlog_format is ${s.format}; flashback needs ROW (statements cannot be inverted)`;
   if (s.rowImage !== 'FULL') return `binlog_row_image is ${s.rowImage}; flashback needs FULL (the before images of its rows are missing)`;
@@ -91,7 +97,7 @@ const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 
 export async function flashback(options: FlashbackOptions): Promise<FlashbackResult> {
   const { manifest, node: name } = options;
-  if (manifest.flavor !== 'mariadb') throw refused(name, 'flashback exists only on MariaDB');
+  if (manifest.flavor !== 'mariadb') throw refused(name, MYSQL_HAS_NO_FLASHBACK);
   const d = divergence(manifest.nodeState, manifest.primaryState);
   const programs = { ...defaultPrograms('mariadb'), ...options.programs };
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -143,7 +149,7 @@ export async function flashback(options: FlashbackOptions): Promise<FlashbackRes
     if (d.commonState !== '') await node.sql.run(node.session, 'SET GLOBAL gtid_binlog_state = ?', [d.commonState]);
     await node.sql.run(node.session, 'SET GLOBAL gtid_slave_pos = ?', [d.commonPosition]);
     return { undone: manifest.gtids, state: d.commonState, position: d.commonPosition, bytes: run.bytes };
-  });
+  }, undefined, options.connect);
 }
 
 function refused(node: string, why: string): PrimacyError {

@@ -60,7 +60,7 @@ test('parseGtidListInfo reads a Gtid_list event and refuses anything else', () =
 });
 
 test('flashbackProblem names the setting that makes an undo impossible', () => {
-  const ok = { logBin: true, format: 'ROW', rowImage: 'FULL', readOnly: true, serverId: 1, binlogState: '0-1-1' };
+  const ok = { flavor: 'mariadb', logBin: true, format: 'ROW', rowImage: 'FULL', readOnly: true, serverId: 1, binlogState: '0-1-1' } as const;
   assert.equal(flashbackProblem(ok), null);
   assert.match(flashbackProblem({ ...ok, rowImage: 'MINIMAL' }) ?? '', /binlog_row_image is MINIMAL; flashback needs FULL/);
   assert.match(flashbackProblem({ ...ok, format: 'MIXED' }) ?? '', /binlog_format is MIXED; flashback needs ROW/);

@@ -2,7 +2,15 @@
  * The GTID arithmetic of a rejoin, pure: what a diverged MariaDB node has that the new primary lacks,
  * where its history and the new primary's part, and which of its binary logs hold the difference.
  */
-import { formatMariaGtidList, mariaStateExtra, mariaStatePairs, parseMariaGtidList, type MariaGtid, type MariaMissingRange } from '@primacy/common';
+import { formatMariaGtidList, mariaStateExtra, mariaStatePairs, parseMariaGtidList, type MariaGtid, type MariaMissingRange, type NodeState } from '@primacy/common';
+
+/**
+ * The GTID text a salvage describes a node by, and compares it with: MariaDB's gtid_binlog_state (it
+ * shows a divergence that positions hide), MySQL's gtid_executed (its binlog and executed set are one).
+ */
+export function salvageState(s: Pick<NodeState, 'flavor' | 'gtid'>): string | undefined {
+  return s.flavor === 'mysql' ? s.gtid.executed : s.gtid.binlogState;
+}
 
 export interface Divergence {
   /** Per (domain, server) pair, the sequence numbers (from, to] the new primary lacks. */

@@ -12,7 +12,8 @@ import type { Endpoint } from '../node/driver.js';
 import { readText } from '../node/values.js';
 import type { ReseedMark } from '../node/driver.js';
 import { MARK_DATABASE, MARK_TABLE, readMarkOn } from '../node/reseed-mark.js';
-import { readBinlogSettings, withNodeSql, type NodeSql } from './session.js';
+import { reseedByClone, readCloneMark } from './clone.js';
+import { readBinlogSettings, withNodeSql, type ConnectNodeSql, type NodeSql } from './session.js';
 import { defaultPrograms, describeRun, LineSplitter, runPipe, succeeded, withClientOptions, type ClientPrograms } from './tools.js';
 
 /** The marker's database: never dumped, never dropped by a reseed, absent from healthy nodes. */
@@ -26,6 +27,9 @@ export interface ReseedProgress {
   readonly tables: number;
   /** The table being copied, `db`.`table`, once known. */
   readonly table: string | null;
+  /** MySQL's clone: the stage in progress (FILE COPY, PAGE COPY…) and the bytes it expects in all. */
+  readonly stage?: string | null;
+  readonly estimate?: number;
 }
 
 export interface ReseedOptions {
@@ -42,6 +46,8 @@ export interface ReseedOptions {
   /** Called as the dump streams, at most every `progressEveryMs` (default 500) and once at the end. */
   readonly onProgress?: (p: ReseedProgress) => void;
   readonly progressEveryMs?: number;
+  /** How the nodes are reached over SQL; the real connections unless a test runs on recorded output. */
+  readonly connect?: ConnectNodeSql;
 }
 
 export interface ReseedResult {
@@ -88,7 +94,7 @@ export class DumpScanner {
 export async function reseed(options: ReseedOptions): Promise<ReseedResult> {
   const started = Date.now();
   const name = options.node;
-  if (options.flavor !== 'mariadb') throw refused(name, 'only MariaDB is supported yet (MySQL would use the CLONE plugin, which is not built)');
+  if (options.flavor === 'mysql') return reseedByClone(options, (why) => refused(name, why));
   const programs = { ...defaultPrograms(options.flavor), ...options.programs };
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const every = options.progressEveryMs ?? 500;
@@ -97,7 +103,7 @@ export async function reseed(options: ReseedOptions): Promise<ReseedResult> {
     const mark = await readMark(source);
     if (mark !== null) throw refused(name, `the source ${options.source.name} is itself marked as needing a reseed (since ${mark.startedAt.toISOString()})`);
     return userDatabases(source);
-  });
+  }, undefined, options.connect);
 
   return withNodeSql(options.endpoint, async (node) => {
     const settings = await readBinlogSettings(node);
@@ -163,12 +169,12 @@ export async function reseed(options: ReseedOptions): Promise<ReseedResult> {
     await node.sql.run(node.session, 'SET GLOBAL gtid_slave_pos = ?', [position]);
     await unlogged(node, `DROP DATABASE ${MARK_DATABASE}`);
     return { bytes, tables: scanner.tables, databases, position, ms: Date.now() - started };
-  });
+  }, undefined, options.connect);
 }
 
-/** The node's reseed mark, or null: a node with one has partial data and must not serve or be promoted. */
-export async function readReseedMark(endpoint: Endpoint): Promise<ReseedMark | null> {
-  return withNodeSql(endpoint, readMark);
+/** The node's reseed mark, or null: a node with one has partial data and must not serve or be promoted. MySQL's is its clone status. */
+export async function readReseedMark(endpoint: Endpoint, flavor: Flavor = 'mariadb'): Promise<ReseedMark | null> {
+  return flavor === 'mysql' ? readCloneMark(endpoint) : withNodeSql(endpoint, readMark);
 }
 
 function readMark(node: NodeSql): Promise<ReseedMark | null> {
