@@ -4,7 +4,7 @@
  */
 
 /** Copies a diverged node's extra transactions (whole binlog files, checksummed) into the crash folder; reads the node only. */
-export { salvage, listBinlogs, listMysqlBinlogs, SALVAGE_READER_SERVER_ID, MYSQL_SALVAGE_READER_SERVER_ID, MANIFEST_FILE, type SalvageOptions } from './salvage.js';
+export { salvage, listBinlogs, SALVAGE_READER_SERVER_ID, MYSQL_SALVAGE_READER_SERVER_ID, MANIFEST_FILE, type SalvageOptions } from './salvage.js';
 
 /** Undoes the extra transactions from the salvage with `mariadb-binlog --flashback`, then resets the node's GTID state to the shared history. */
 export { flashback, flashbackProblem, MYSQL_HAS_NO_FLASHBACK, type FlashbackOptions, type FlashbackResult } from './flashback.js';

@@ -156,7 +156,7 @@ async function planMysql(node: NodeSql, options: SalvageOptions): Promise<Salvag
   const reread = async (): Promise<string> => (await readMysqlBinlogSettings(node)).binlogState;
   const readerArgs = [`--connection-server-id=${MYSQL_SALVAGE_READER_SERVER_ID}`];
   if (d.extra === '') return { base, files: [], readerArgs, reread };
-  const binlogs = await listMysqlBinlogs(node);
+  const binlogs = await listBinlogs(node, 'mysql');
   const gone = mysqlUnreachable(binlogs, settings.binlogState, settings.purged, d.extra);
   if (gone.purged !== '') {
     throw refused(options.node, `the binary logs that held ${gone.purged} are purged (gtid_purged ${settings.purged || 'is empty'}); copy what is left by hand (the node was not touched)`);
@@ -168,32 +168,26 @@ async function planMysql(node: NodeSql, options: SalvageOptions): Promise<Salvag
 /** The server id MySQL's mysqlbinlog presents while it copies (see planMysql). */
 export const MYSQL_SALVAGE_READER_SERVER_ID = 0;
 
-/** MySQL's SHOW BINARY LOGS with each file's Previous_gtids set, oldest first. */
-export async function listMysqlBinlogs(node: NodeSql): Promise<BinlogFile[]> {
-  const logs = await node.sql.run(node.session, 'SHOW BINARY LOGS');
-  const out: BinlogFile[] = [];
-  for (const row of logs) {
-    const name = readText(row, 'Log_name');
-    // Format_desc, then Previous_gtids: the first two events of every MySQL binlog.
-    const events = await node.sql.run(node.session, 'SHOW BINLOG EVENTS IN ? LIMIT 3', [name]);
-    const previous = events.find((e) => readText(e, 'Event_type') === 'Previous_gtids');
-    if (previous === undefined) throw new PrimacyError(ErrorCodes.NODE_STATEMENT, `binary log ${name} has no Previous_gtids event in its first events; cannot tell which transactions it holds`);
-    out.push({ name, size: readInt(row, 'File_size'), startState: parsePreviousGtidsInfo(readText(previous, 'Info')) });
-  }
-  return out;
-}
+/**
+ * The event near the start of every binlog that says what came before it: MariaDB's Gtid_list
+ * (after Format_desc) holds the binlog state, MySQL's Previous_gtids the GTID set.
+ */
+const START_EVENT: Record<Flavor, { readonly type: string; readonly parse: (info: string) => string }> = {
+  mariadb: { type: 'Gtid_list', parse: parseGtidListInfo },
+  mysql: { type: 'Previous_gtids', parse: parsePreviousGtidsInfo },
+};
 
-/** SHOW BINARY LOGS with each file's starting state (its Gtid_list event), oldest first. */
-export async function listBinlogs(node: NodeSql): Promise<BinlogFile[]> {
+/** SHOW BINARY LOGS with each file's starting state (its Gtid_list or Previous_gtids event), oldest first. */
+export async function listBinlogs(node: NodeSql, flavor: Flavor = 'mariadb'): Promise<BinlogFile[]> {
+  const start = START_EVENT[flavor];
   const logs = await node.sql.run(node.session, 'SHOW BINARY LOGS');
   const out: BinlogFile[] = [];
   for (const row of logs) {
     const name = readText(row, 'Log_name');
-    // Format_desc, then Gtid_list: the second event of every MariaDB binlog.
     const events = await node.sql.run(node.session, 'SHOW BINLOG EVENTS IN ? LIMIT 3', [name]);
-    const list = events.find((e) => readText(e, 'Event_type') === 'Gtid_list');
-    if (list === undefined) throw new PrimacyError(ErrorCodes.NODE_STATEMENT, `binary log ${name} has no Gtid_list event in its first events; cannot tell which transactions it holds`);
-    out.push({ name, size: readInt(row, 'File_size'), startState: parseGtidListInfo(readText(list, 'Info')) });
+    const first = events.find((e) => readText(e, 'Event_type') === start.type);
+    if (first === undefined) throw new PrimacyError(ErrorCodes.NODE_STATEMENT, `binary log ${name} has no ${start.type} event in its first events; cannot tell which transactions it holds`);
+    out.push({ name, size: readInt(row, 'File_size'), startState: start.parse(readText(first, 'Info')) });
   }
   return out;
 }
