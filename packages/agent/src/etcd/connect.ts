@@ -42,9 +42,10 @@ export function resilientEtcdOptions(hosts: readonly string[], callTimeoutMs: nu
   };
 }
 
-export function connectEtcd(config: AgentConfig): Etcd3 {
+/** A client for the configured endpoints, or for some of them (the lease keeper's leader route dials one). */
+export function connectEtcd(config: AgentConfig, endpoints: readonly string[] = config.etcd.endpoints): Etcd3 {
   const { etcd } = config;
-  const options = resilientEtcdOptions(etcd.endpoints, etcd.dialTimeoutMs);
+  const options = resilientEtcdOptions(endpoints, etcd.dialTimeoutMs);
   if (etcd.tls) {
     options.credentials = {
       rootCertificate: readFileSync(etcd.tls.ca),

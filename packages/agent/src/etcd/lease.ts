@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { EtcdLeaseInvalidError, type Etcd3, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse, type Lease } from 'etcd3';
 import { monotonicClock, type Clock } from '../clock.js';
+import { LeaderRoute, type LeaderRouteOptions } from './leader-route.js';
 
 
 export interface LeaseKeeperOptions {
@@ -24,6 +25,11 @@ export interface LeaseKeeperOptions {
    * coordinate): it renews at TTL/4 then, not TTL/10 (see `renewIntervalMs`). Asked before each renewal.
    */
   readonly steady?: () => boolean;
+  /**
+   * Where the routine keepalive stream may go: the configured endpoints, one at a time, to find the
+   * raft leader's (see LeaderRoute). Without it, or with one endpoint, the stream uses the normal client.
+   */
+  readonly leaderRoute?: LeaderRouteOptions;
 }
 
 export interface LeaseKeeperEvents {
@@ -53,6 +59,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private wake: (() => void) | null = null;
   /** The one long-lived keepalive stream of routine renewals (see `keepalive`); null until needed or after it failed. */
   private stream: KeepaliveStream | null = null;
+  /** Sends the routine stream to the etcd leader; hedges and everything else stay on `client`. */
+  private readonly route: LeaderRoute | null;
 
   constructor(
     private readonly client: Etcd3,
@@ -61,6 +69,13 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     private readonly clock: Clock = monotonicClock,
   ) {
     super();
+    const route = options.leaderRoute;
+    this.route = route !== undefined && route.endpoints.length > 1 ? new LeaderRoute(client, route, options.callTimeoutMs) : null;
+  }
+
+  /** The configured endpoint the routine keepalives go to when it is the known etcd leader; null otherwise. */
+  get streamEndpoint(): string | null {
+    return this.route?.endpoint ?? null;
   }
 
   get id(): string | null {
@@ -84,6 +99,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   async run(): Promise<void> {
     let backoffMs = 100;
     let renewed = true;
+    this.route?.start();
     while (!this.stopped) {
       if (this.lease === null) {
         if (await this.grant()) backoffMs = 100;
@@ -159,7 +175,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
         // The first goes over the long-lived stream; a hedge, on a stream of its own, which may reach another member.
         const hedged = started > 0;
         started += 1;
-        if (hedged) this.dropStream();
+        // The routine one went unanswered: the member its stream is on may be gone or cut off.
+        if (hedged) this.dropStream(true);
         void this.keepalive(lease, hedged).then((ok) => {
           if (ok) settle(true);
           else if (++failed === maxAttempts || this.lease !== lease) settle(this.lease !== lease);
@@ -202,7 +219,10 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private async keepaliveOnStream(lease: Lease): Promise<ILeaseKeepAliveResponse> {
     const id = this.leaseId;
     if (id === null) throw new Error('no lease to keep alive');
-    this.stream ??= new KeepaliveStream(this.client.leaseClient.leaseKeepAlive());
+    const via = this.route?.client() ?? this.client;
+    // The leader moved (or became known, or unknown): the stream follows at this renewal.
+    if (this.stream !== null && this.stream.via !== via) this.dropStream();
+    this.stream ??= new KeepaliveStream(via, via.leaseClient.leaseKeepAlive());
     const stream = this.stream;
     try {
       const res = await stream.send(id);
@@ -210,12 +230,15 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       return res;
     } catch (err) {
       // A stream that failed once is not trusted again: the next keepalive opens another.
+      if (!(err instanceof StreamDropped) && !(err instanceof EtcdLeaseInvalidError)) this.route?.failed(stream.via);
       if (this.stream === stream) this.dropStream();
       throw err;
     }
   }
 
-  private dropStream(): void {
+  /** With `failed`, the member the stream was on is reported to the route, which stops using it until checked. */
+  private dropStream(failed = false): void {
+    if (failed && this.stream !== null) this.route?.failed(this.stream.via);
     this.stream?.close();
     this.stream = null;
   }
@@ -290,6 +313,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.deadlineMs = 0;
     this.lapsed = false;
     this.dropStream();
+    this.route?.close();
     if (lease && revoke) await withTimeout(lease.revoke(), this.options.callTimeoutMs).catch(() => undefined);
     lease?.release();
   }
@@ -312,7 +336,11 @@ class KeepaliveStream {
   private failure: unknown = null;
   private readonly opened: Promise<void>;
 
-  constructor(opening: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>>) {
+  constructor(
+    /** The client the stream was opened on. */
+    readonly via: Etcd3,
+    opening: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>>,
+  ) {
     this.opened = opening.then(
       (stream) => {
         this.stream = stream;
