@@ -14,8 +14,35 @@ import type { Counters } from '../view.js';
 import type { ClusterWatch } from './cluster-watch.js';
 import type { EtcdHealth } from './etcd-health.js';
 
-/** How long a start-up watches another lease on this node's member key, to tell a live agent from a dead one. */
+/** How long a start-up watches another lease on this node's member key at least, to tell a live agent from a dead one. */
 const CLAIM_WATCH_MS = 1800;
+/** How often it reads the lease's time to live meanwhile. */
+const CLAIM_SAMPLE_MS = 200;
+
+/**
+ * Whether someone renews lease `id`: its time to live (whole seconds) is read every CLAIM_SAMPLE_MS
+ * for two of the slowest renewal intervals (a steady replica's agent renews every TTL/4), at least
+ * CLAIM_WATCH_MS. A renewal shows as a rise between two reads; an agent that renews often (TTL/10)
+ * keeps it from falling at all. A lease nobody renews only falls. False too once the lease is gone.
+ */
+async function renewedByAnother(etcd: Etcd3, id: string, stopping: AbortSignal): Promise<boolean> {
+  const read = async (): Promise<{ ttl: number; granted: number }> => {
+    const res = await etcd.leaseClient.leaseTimeToLive({ ID: id });
+    return { ttl: Number(res.TTL), granted: Number(res.grantedTTL) };
+  };
+  const first = await read();
+  if (first.ttl <= 0) return false;
+  const windowMs = Math.max(CLAIM_WATCH_MS, (2 * first.granted * 1000) / 4 + 2 * CLAIM_SAMPLE_MS);
+  let prev = first.ttl;
+  for (let waited = 0; waited < windowMs && !stopping.aborted; waited += CLAIM_SAMPLE_MS) {
+    await sleep(CLAIM_SAMPLE_MS, stopping);
+    const { ttl } = await read();
+    if (ttl <= 0) return false;
+    if (ttl > prev) return true;
+    prev = ttl;
+  }
+  return prev >= first.ttl;
+}
 
 /** How long a stopping primary's agent waits for its switchover (systemd gives it 15 s in deploy/). */
 const HANDOVER_MS = 10_000;
@@ -110,13 +137,7 @@ export class Candidacy {
         const kv = (await etcd.get(key).exec()).kvs[0];
         const other = kv && String(kv.lease) !== '0' ? String(kv.lease) : null;
         if (other === null) return;
-        const ttl = async (): Promise<number> => Number((await etcd.leaseClient.leaseTimeToLive({ ID: other })).TTL);
-        const first = await ttl();
-        if (first <= 0) return;
-        await sleep(CLAIM_WATCH_MS, stopping);
-        const last = await ttl();
-        // A lease nobody renews loses at least a second in this time; a renewed one does not.
-        if (last < first) return;
+        if (!(await renewedByAnother(etcd, other, stopping))) return;
         let holder = 'unknown';
         try {
           holder = (JSON.parse(kv!.value.toString()) as { apiUrl?: string }).apiUrl ?? holder;
