@@ -87,7 +87,7 @@ describe('member keys', () => {
       return ms.every((m) => m?.role === (m?.node === 'db2' ? 'primary' : 'replica')) ? true : undefined;
     }, { timeoutMs: 15_000 });
     const [gtid] = await db.servers[1]!.query<{ g: string }>('SELECT @@gtid_current_pos AS g');
-    // GTID positions are refreshed every few seconds (replicaPublishRefreshMs, 3 s here against 30 s by default), not on every heartbeat.
+    // GTID positions are refreshed every few seconds (replicaPublishRefreshMs, 3 s here), not on every heartbeat.
     const m = await waitFor('db3 to publish the primary\'s position', async () => {
       const m = await member('db3');
       return m?.server && m.server.heartbeatEpoch === 1 && gtidContains(parseGtid('mariadb', m.server.gtid.executed), parseGtid('mariadb', gtid?.g ?? '')) ? m : undefined;

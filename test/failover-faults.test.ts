@@ -73,8 +73,8 @@ describe('failover under harder faults', () => {
     await conn.query('SET SESSION gtid_domain_id = 9');
     await conn.query('CREATE TABLE app.errant (id INT PRIMARY KEY)');
     conn.destroy();
-    // Not waited for in db3's member key: a steady replica republishes its positions only every 30 s
-    // (replicaPublishRefreshMs), and the failover must learn of them from what db3 publishes once the primary is gone.
+    // Not waited for in db3's member key: a steady replica republishes its positions only every
+    // replicaPublishRefreshMs, and the failover must learn of them from what db3 publishes once the primary is gone.
     const [row] = await c.server('db3').query<{ g: string }>('SELECT @@GLOBAL.gtid_binlog_pos AS g');
     assert.match(row?.g ?? '', /9-3-1/);
     await c.server(old.node).kill();

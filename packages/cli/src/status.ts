@@ -314,7 +314,7 @@ export function renderStatus(s: StatusJson, now: number, style: Style): string[]
 }
 
 /**
- * Replicas' member keys are rewritten every replicaPublishRefreshMs (30 s) when nothing that decisions
+ * Replicas' member keys are rewritten every replicaPublishRefreshMs (5 s by default, 30 s in big fleets) when nothing that decisions
  * use changed, so their GTID and lag columns can be that old: said when any is older than 5 s.
  */
 function positionsAge(nodes: readonly NodeStatus[], now: number, style: Style): string[] {

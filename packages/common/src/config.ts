@@ -71,8 +71,9 @@ const TimingsSchema = z.strictObject({
   /**
    * The same for every other node. Their positions matter to decisions only once the primary is in
    * doubt or an operation runs, and every agent publishes at once then; in between they are for `status`.
+   * 30000 takes most member-key writes off a big fleet's etcd; the default stays 5000 (see docs/configuration.md).
    */
-  replicaPublishRefreshMs: ms.default(30_000),
+  replicaPublishRefreshMs: ms.default(5000),
   antiFlapMs: z.number().int().nonnegative().default(300_000),
   maxLagMs: ms.default(10_000),
   relayApplyTimeoutMs: ms.default(10_000),
